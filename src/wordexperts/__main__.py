@@ -1,0 +1,5 @@
+import sys
+
+from wordexperts.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""The ``wordexperts`` command line.
+
+Each command lives in the module of its concept; that module exposes
+``configure(parser)`` (adds its arguments) and ``run(args) -> int`` (does the work).
+This file only lists the commands, so ``wordexperts --help`` stays fast and one module
+per concept owns its own options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command words, module, one-line help)
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("demo",), "wordexperts.demo", "fit a small model, check attention == experts, show gates"),
+    (("explain",), "wordexperts.explain", "gates of a BERT-family checkpoint at a [MASK]"),
+    (("reproduce", "table5"), "wordexperts.experiments.table5", "paper Table 5 (auto-mpg OOD)"),
+    (("reproduce", "tables34"), "wordexperts.experiments.tables34",
+     "paper Tables 3-4 (simulated OOD)"),
+    (("reproduce", "analogies"), "wordexperts.analogy", "paper Tables 1-2 (word analogies)"),
+    (("reproduce", "analogy-theory"), "wordexperts.experiments.analogy_theory",
+     "planted analogies: CBOW vs attention"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wordexperts",
+        description="Bidirectional attention as a mixture of continuous word experts.",
+    )
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module, help_ in COMMANDS:
+        if len(words) == 1:
+            sub = top.add_parser(words[0], help=help_, description=help_)
+        else:
+            if words[0] not in groups:
+                group = top.add_parser(words[0], help=f"{words[0]} a result of the paper")
+                groups[words[0]] = group.add_subparsers(dest="what", required=True, metavar="WHAT")
+            sub = groups[words[0]].add_parser(words[1], help=help_, description=help_)
+        sub.set_defaults(_module=module)
+        _load(module).configure(sub)
+    return parser
+
+
+def _load(module: str):
+    return importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_load(args._module).run(args) or 0)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        print(f"wordexperts: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

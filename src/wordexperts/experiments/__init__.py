@@ -1,0 +1,1 @@
+"""Reproductions of the paper's tables: each module is one ``wordexperts reproduce`` command."""
