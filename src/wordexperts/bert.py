@@ -244,6 +244,7 @@ class BertExperts:
     """
 
     def __init__(self, model: Any) -> None:
+        model = getattr(model, "base_model", model)  # e.g. the encoder of a BertForMaskedLM
         cfg = model.config
         check_config(cfg)
         self.n_layers: int = cfg.num_hidden_layers
@@ -475,14 +476,24 @@ def load_bert(folder: str | Path | None = None, *,
 
     config = BertConfig.from_pretrained(str(folder), local_files_only=True)
     check_config(config)
-    bar = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a weight-loading bar on stderr is noise for a CLI
+    # transformers' loading bar and report are noise here: the pooler and a masked-LM head
+    # are expected to be unused, and missing weights are checked below
+    bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
-        model = BertModel.from_pretrained(str(folder), config=config, local_files_only=True,
-                                          attn_implementation="eager")
+        model, info = BertModel.from_pretrained(
+            str(folder), config=config, local_files_only=True, attn_implementation="eager",
+            add_pooling_layer=False, output_loading_info=True,
+        )
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bar:
             hf_logging.enable_progress_bar()
+    problems = {k: sorted(info[k]) for k in ("missing_keys", "mismatched_keys") if info.get(k)}
+    if problems:
+        raise ValueError(f"folder: {folder / 'model.safetensors'} does not fit its config.json "
+                         f"(the encoder would be partly random): {problems}")
     model = model.to(dtype).eval()
     from safetensors import safe_open
 

@@ -2,8 +2,8 @@
 
 Each command lives in the module of its concept; that module exposes
 ``configure(parser)`` (adds its arguments) and ``run(args) -> int`` (does the work).
-This file only lists the commands, so ``wordexperts --help`` stays fast and one module
-per concept owns its own options.
+This file only lists the commands and imports just the module of the command asked for, so
+``wordexperts --help`` stays fast and one module per concept owns its own options.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wordexperts",
         description="Bidirectional attention as a mixture of continuous word experts.",
@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[words[0]] = group.add_subparsers(dest="what", required=True, metavar="WHAT")
             sub = groups[words[0]].add_parser(words[1], help=help_, description=help_)
         sub.set_defaults(_module=module)
-        _load(module).configure(sub)
+        if tuple(argv[:len(words)]) == words:  # only the chosen command's module is imported
+            _load(module).configure(sub)
     return parser
 
 
@@ -50,7 +51,8 @@ def _load(module: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(_load(args._module).run(args) or 0)
     except (ValueError, FileNotFoundError, ImportError) as exc:
