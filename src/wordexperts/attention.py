@@ -55,7 +55,9 @@ class AttentionConfig:
         for name in ("vocab_size", "seq_len", "d_model", "n_heads", "n_layers", "d_ff"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"AttentionConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"AttentionConfig.{name} must be a positive integer, got {value!r}"
+                )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"AttentionConfig.d_model ({self.d_model}) must be divisible by "
@@ -163,7 +165,7 @@ class MultiHeadAttention(nn.Module):
                 for part in y.split(d, dim=-1)]
 
     def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Gate scores ``q_i . k_j / sqrt(dh)``: (..., H, L, dh) x (..., H, L, dh) -> (..., H, L, L)."""
+        """Gate scores ``q_i . k_j / sqrt(dh)``: (..., H, L, dh) twice -> (..., H, L, L)."""
         return q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
 
     def merge(self, a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -10,10 +10,10 @@ position embeddings: every context word weighs the same, whatever the words and 
 Attention differs only in that its gates depend on the input.
 
 The model follows the interface of :class:`~wordexperts.attention.BidirectionalAttention`
-(``config``, ``model(x)``, ``masked_log_probs``, ``word_vectors``), so :func:`~wordexperts.
-training.fit_mlm` fits it with either objective. Mask ids in the input are left out of the
-mean: ``model(x)`` at a masked position ``i`` is the prediction of ``x_i`` from the other
-unmasked words.
+(``config``, ``model(x)``, ``masked_logits``, ``masked_log_probs``, ``word_vectors``), so
+:func:`~wordexperts.training.fit_mlm` fits it with either objective. Mask ids in the input
+are left out of the mean: ``model(x)`` at a masked position ``i`` is the prediction of ``x_i``
+from the other unmasked words.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ class CBOW(nn.Module):
     Uses ``vocab_size``, ``seq_len`` and ``d_model`` of the config (the attention fields
     ``n_heads``, ``block``, ``d_ff``, ``dropout``, ``ln_eps`` do not apply); ``n_layers`` must
     be 1. Parameters: ``word_embeddings`` (``E``, ``nn.Embedding`` V+1 x d whose mask row is
-    fixed at zero) and ``output`` (``B`` and ``c``, ``nn.Linear`` d -> V), initialised like
-    the attention model's.
+    fixed at zero) and ``output`` (``B`` and ``c``, ``nn.Linear`` d -> V). Under the same
+    seed the word rows of ``E`` start from the same draws as the attention model's.
 
     Shapes: ``model(x)``: (B, L) -> (B, L, V) logits; ``masked_log_probs``: (B, L) -> (B, L, V);
     ``word_vectors()``: (V, d).
@@ -49,7 +49,9 @@ class CBOW(nn.Module):
         if not isinstance(config, AttentionConfig):
             raise ValueError(f"config must be an AttentionConfig, got {type(config).__name__}")
         if config.n_layers != 1:
-            raise ValueError(f"CBOW has one layer: config.n_layers must be 1, got {config.n_layers}")
+            raise ValueError(
+                f"CBOW has one layer: config.n_layers must be 1, got {config.n_layers}"
+            )
         self.config = config
         self.word_embeddings = nn.Embedding(config.vocab_size + 1, config.d_model,
                                             padding_idx=config.mask_id)
@@ -77,16 +79,23 @@ class CBOW(nn.Module):
                          method: Method | None = None) -> torch.Tensor:
         """``log p(x_i | x_-i)`` over the ``V`` words for every position: (B, L) -> (B, L, V).
 
+        The log-softmax of :meth:`masked_logits`.
+        """
+        return self.masked_logits(x, method=method).log_softmax(-1)
+
+    def masked_logits(self, x: torch.Tensor | np.ndarray, *,
+                      method: Method | None = None) -> torch.Tensor:
+        """Logits of ``p(x_i | x_-i)`` for every position ``i``: (B, L) -> (B, L, V).
+
         ``"single_pass"`` (default) reads every prediction from one pass over the row, since
         the mean over ``j != i`` never sees ``x_i``; ``"copies"`` runs the ``L`` masked copies
         (the same numbers, ``L`` times the work), as for the attention model.
         """
         x = as_ids(x, self.config)
         if method in (None, "single_pass"):
-            return self(x).log_softmax(-1)
+            return self(x)
         if method == "copies":
             b, length = x.shape
             logits = self(masked_copies(x, self.config.mask_id).flatten(0, 1))
-            own = logits.view(b, length, length, -1).diagonal(dim1=1, dim2=2)
-            return own.transpose(1, 2).log_softmax(-1)
+            return logits.view(b, length, length, -1).diagonal(dim1=1, dim2=2).transpose(1, 2)
         raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")

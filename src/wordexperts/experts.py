@@ -4,8 +4,8 @@ Paper.md section 2. At a masked position ``i`` the query is ``u_i = Wq m_i`` wit
 ``m_i = E[M] + P[i]``: a constant per position. So one head's prediction is::
 
     log p(x_i | x_-i) = log softmax( sum_j pi_ij * eta(x_j, j) )
-    pi_ij = softmax_j g_i(x_j, j)                   gate: g_i(w, j) = u_i . Wk (E[w] + P[j]) / sqrt(dk)
-    eta(w, j) = B Wo (Wv (E[w] + P[j]) + bv)        expert: a one-word CBOW predictor
+    pi_ij = softmax_j g_i(x_j, j)          gate:   g_i(w, j) = u_i . Wk (E[w] + P[j]) / sqrt(dk)
+    eta(w, j) = B Wo (Wv (E[w] + P[j]) + bv)    expert: a one-word CBOW predictor
 
 with ``x_i`` read as the mask. :func:`to_experts` builds these parts as tables indexed by
 (position, word) from a :class:`~wordexperts.attention.BidirectionalAttention`:
