@@ -10,6 +10,7 @@ feature and the target in column ``y``.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -215,7 +216,10 @@ def load_auto_mpg() -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ImportError(
             "load_auto_mpg needs the 'vega_datasets' package: pip install 'wordexperts[data]'"
         ) from exc
-    cars = data.cars().dropna(subset=["Miles_per_Gallon", "Horsepower"])
+    with warnings.catch_warnings():  # vega_datasets' own use of a deprecated pandas keyword
+        warnings.filterwarnings("ignore", message=".*convert_dates")
+        cars = data.cars()
+    cars = cars.dropna(subset=["Miles_per_Gallon", "Horsepower"])
     cars = cars[cars["Cylinders"].isin([4, 6, 8])].reset_index(drop=True)
     table = pd.DataFrame(
         {
