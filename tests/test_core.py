@@ -1,5 +1,7 @@
 """Exactness of the core: model, single pass, expert form, and PyTorch's own modules (float64)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -22,9 +24,10 @@ def random_model(*, vocab_size, seq_len, n_heads, d_head, n_layers, block, seed)
     cfg = AttentionConfig(vocab_size=vocab_size, seq_len=seq_len, d_model=n_heads * d_head,
                           n_heads=n_heads, n_layers=n_layers, block=block, d_ff=3)
     model = BidirectionalAttention(cfg).double().eval()
-    with torch.no_grad():  # random weights everywhere, biases and LayerNorm included
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p))
+    with torch.no_grad():  # random weights everywhere, biases and LayerNorm included,
+        for p in model.parameters():  # scaled by fan-in so logits stay O(1) at any width
+            p.copy_(torch.randn_like(p) / math.sqrt(p.shape[-1]) if p.ndim == 2
+                    else torch.randn_like(p))
     return model
 
 
