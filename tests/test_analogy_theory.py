@@ -16,13 +16,6 @@ TINY = at.TheorySettings(n_groups=3, n_roles=3, n_filler=4, seq_len=4, n_sentenc
                          n_test=50, epochs=2, batch_size=50)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: with two threads on the shared, busy cores each step can be 20x slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"n_groups": 5, "n_roles": 2, "salience": "linear"},

@@ -52,13 +52,6 @@ def ck64():
     return load_bert(dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny matrices: threads only add synchronisation cost on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- the checks against transformers on all-MiniLM-L6-v2 -------------------------------------

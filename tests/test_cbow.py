@@ -10,13 +10,6 @@ from wordexperts.training import mlm_loss
 
 V, L, D = 7, 5, 4
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: with two threads on the shared, busy cores each step can be 20x slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make(seed=0):
