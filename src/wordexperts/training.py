@@ -30,8 +30,9 @@ def mlm_loss(model: nn.Module, x: torch.Tensor, *, objective: Objective = "singl
     one pass over the rows, ``"copies"`` from the ``L`` masked copies of each row.
     """
     if objective == "single_pass":
-        logits = model.masked_logits(x, method="single_pass")
-        return nn.functional.cross_entropy(logits.flatten(0, 1), x.flatten())
+        logits = model.masked_logits(x, method="single_pass")                  # (B, L, V)
+        # classes on dim 1: PyTorch's CPU log-softmax is slow over a short last dimension
+        return nn.functional.cross_entropy(logits.transpose(1, 2), x)
     if objective == "copies":
         b, length = x.shape
         copies = masked_copies(x, model.config.mask_id).flatten(0, 1)          # (B*L, L)
