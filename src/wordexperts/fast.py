@@ -26,7 +26,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from wordexperts.attention import BidirectionalAttention
+from wordexperts.attention import BidirectionalAttention, as_ids
+from wordexperts.training import check_training_args
 
 Method = Literal["single_pass", "copies"]
 #: Share of the steps over which ``lr_schedule="linear"`` warms the learning rate up.
@@ -337,19 +338,9 @@ def fit_one_block(
     sizes) and leaves the model in eval mode.
     """
     cfg = model.config
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != cfg.seq_len or len(X) == 0:
-        raise ValueError(f"X must have shape (N > 0, seq_len={cfg.seq_len}), got {X.shape}")
-    if X.min() < 0 or X.max() > cfg.mask_id:
-        raise ValueError(f"X ids must lie in 0..{cfg.mask_id} (the mask), "
-                         f"got {X.min()}..{X.max()}")
-    if method not in ("single_pass", "copies"):
-        raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    X = as_ids(X, cfg, name="X").numpy()  # missing cells may hold the mask id
+    check_training_args(objective=method, epochs=epochs, batch_size=batch_size, lr=lr,
+                        name="method")
     if lr_schedule not in ("constant", "linear"):
         raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {lr_schedule!r}")
     rng = rng if rng is not None else np.random.default_rng(0)

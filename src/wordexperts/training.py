@@ -47,6 +47,18 @@ def copy_loss(model: nn.Module, copies: torch.Tensor, position: torch.Tensor,
     return nn.functional.cross_entropy(logits, target)
 
 
+def check_training_args(*, objective: str, epochs: int, batch_size: int, lr: float,
+                        name: str = "objective") -> None:
+    """Raise ``ValueError`` naming the first invalid training argument."""
+    if objective not in ("single_pass", "copies"):
+        raise ValueError(f"{name} must be 'single_pass' or 'copies', got {objective!r}")
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+
+
 def fit_mlm(
     model: nn.Module,
     X: torch.Tensor | np.ndarray,
@@ -75,13 +87,7 @@ def fit_mlm(
     (3, True)
     """
     X = as_ids(X, model.config, name="X", allow_mask=False)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if objective not in ("single_pass", "copies"):
-        raise ValueError(f"objective must be 'single_pass' or 'copies', got {objective!r}")
+    check_training_args(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr)
     if objective == "single_pass" and model.config.n_layers != 1:
         raise ValueError(
             f"objective='single_pass' is exact for one layer; model has "
