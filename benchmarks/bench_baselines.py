@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from wordexperts.baselines import BASELINES, grid_search, one_hot
 from wordexperts.datasets import load_auto_mpg, make_shift_simulation
+from wordexperts.harness.baselines import BASELINES, grid_search, one_hot
 
 CASES = {
     "sim 5_0.9_0 (2000 rows)": lambda: make_shift_simulation(n_causal=5, corr=0.9, seed=4951),

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from wordexperts.explain import _checkpoint, explain
+from wordexperts.bert.explain import _checkpoint, explain
 
 SENTENCE = "The capital of France is [MASK]."
 LONG = ("In 1905, while working as a clerk at the patent office in Bern, the young physicist "
@@ -44,7 +44,7 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 def end_to_end(out: str) -> None:
-    code = ("import argparse; from wordexperts.explain import configure, run; "
+    code = ("import argparse; from wordexperts.bert.explain import configure, run; "
             "p = argparse.ArgumentParser(); configure(p); "
             f"run(p.parse_args([{SENTENCE!r}, '--out', {out!r}]))")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

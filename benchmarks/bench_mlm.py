@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
+from wordexperts.core.training import mlm_loss
 from wordexperts.datasets import make_shift_simulation
-from wordexperts.training import mlm_loss
 
 
 def paper_table() -> np.ndarray:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from wordexperts.bert import load_bert
-from wordexperts.explain import explain
+from wordexperts.bert.checkpoint import load_bert
+from wordexperts.bert.explain import explain
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, default=Path("runs") / "tutorial_explain")

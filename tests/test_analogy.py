@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from wordexperts import analogy
-from wordexperts.analogy import (
+from wordexperts.analogy import evaluation as analogy
+from wordexperts.analogy.evaluation import (
     PAPER_ACCURACY,
     PAPER_COSINE,
     PAPER_N_QUESTIONS,

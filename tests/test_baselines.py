@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from wordexperts.baselines import (
+from wordexperts.datasets import load_auto_mpg, make_shift_simulation
+from wordexperts.harness.baselines import (
     PAPER_GRIDS,
     fit_predict_peer,
     grid_search,
@@ -18,7 +19,6 @@ from wordexperts.baselines import (
     one_hot,
     peers_available,
 )
-from wordexperts.datasets import load_auto_mpg, make_shift_simulation
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
-from wordexperts.cbow import CBOW
-from wordexperts.training import mlm_loss
+from wordexperts.core.cbow import CBOW
+from wordexperts.core.training import mlm_loss
 
 V, L, D = 7, 5, 4
 

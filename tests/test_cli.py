@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-from wordexperts.cli import COMMANDS, build_parser, main
+from wordexperts.harness.cli import COMMANDS, build_parser, main
 
 
 @pytest.mark.parametrize(("words", "module"), [(w, m) for w, m, _ in COMMANDS])
@@ -33,7 +33,7 @@ def test_unknown_command_fails():
 
 
 def test_core_demo_runs_and_checks_equivalence(capsys):
-    from wordexperts.demo import core_demo
+    from wordexperts.harness.demo import core_demo
 
     core_demo(epochs=3, seed=0, row=1)
     out = capsys.readouterr().out
@@ -44,7 +44,7 @@ def test_core_demo_runs_and_checks_equivalence(capsys):
 
 
 def test_demo_parser_defaults():
-    from wordexperts.demo import configure
+    from wordexperts.harness.demo import configure
 
     parser = argparse.ArgumentParser()
     configure(parser)

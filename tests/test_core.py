@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
-from wordexperts.attention import (
+from wordexperts.core.attention import (
     from_torch_encoder_layer,
     masked_copies,
     to_torch_encoder_layer,

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from wordexperts.baselines import grid_search, one_hot
-from wordexperts.datasets import (
+from wordexperts.datasets.paper import (
     AUTO_MPG_FEATURES,
     _mvn_factor,
     load_auto_mpg,
     make_shift_simulation,
     paper_seeds,
 )
+from wordexperts.harness.baselines import grid_search, one_hot
 
 SHARED = Path(__file__).parents[2] / "shared"
 SIMULATION = SHARED / "reference" / "tabular-simulation"

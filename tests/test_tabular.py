@@ -10,10 +10,10 @@ import torch
 from sklearn.utils.estimator_checks import check_estimator
 
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
+from wordexperts.core.training import copy_loss, mlm_loss
 from wordexperts.datasets import make_shift_simulation
-from wordexperts.fast import OneBlockMLM, fit_one_block, paper_init
 from wordexperts.tabular import WordExpertsClassifier
-from wordexperts.training import copy_loss, mlm_loss
+from wordexperts.tabular.one_block import OneBlockMLM, fit_one_block, paper_init
 
 
 def core_model(block="bert", vocab=10, length=6, dropout=0.0, seed=0):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
-from wordexperts.training import copy_loss, mlm_loss
+from wordexperts.core.training import copy_loss, mlm_loss
 
 
 def model_and_data(block="bert", n_layers=1, seed=0):

@@ -1,5 +1,5 @@
 import sys
 
-from wordexperts.cli import main
+from wordexperts.harness.cli import main
 
 sys.exit(main())

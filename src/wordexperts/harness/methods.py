@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wordexperts import baselines
+from wordexperts.harness import baselines
 
 TARGET = "y"
 Metrics = dict[str, Any]

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wordexperts.attention import AttentionConfig, BidirectionalAttention
+from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
+from wordexperts.core.experts import to_experts
+from wordexperts.core.training import fit_mlm
 from wordexperts.datasets import load_auto_mpg
-from wordexperts.experts import to_experts
-from wordexperts.training import fit_mlm
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def core_demo(*, epochs: int, seed: int, row: int) -> None:
 
 def tables_demo(*, seeds: int, out: str) -> int:
     """Table 5 over ``seeds`` seeds and config 5_0.9_0 of Tables 3-4, through the CLI."""
-    from wordexperts.cli import main
+    from wordexperts.harness.cli import main
 
     print(f"\n4. Out of distribution, {seeds} seeds per method (runs kept in {out}/; delete "
           "it to rerun). Table 5: attention vs LR, RF, GB, MLP tuned by the paper's grids.")

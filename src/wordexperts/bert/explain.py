@@ -1,7 +1,7 @@
 """``wordexperts explain``: a BERT-family checkpoint's prediction at ``[MASK]`` as word experts.
 
 For a sentence with one ``[MASK]`` at position ``i`` (paper.md section 2, see
-:mod:`wordexperts.bert`):
+:mod:`wordexperts.bert.checkpoint`):
 
 - per layer and head, the gate ``pi^h_ij`` over the context words ``j`` (the experts),
   its entropy (nats) and the words that dominate it. Layer 1's gates come from the gating
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wordexperts.bert import MASK_TOKEN, BertCheckpoint, MaskedSentence, load_bert
+from wordexperts.bert.checkpoint import MASK_TOKEN, BertCheckpoint, MaskedSentence, load_bert
 
 DEFAULT_OUT = Path("runs") / "explain"
 ANNOTATE_MAX_WORDS = 20  # the heatmap prints gate values in the cells up to this many tokens

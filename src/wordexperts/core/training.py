@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from wordexperts.attention import as_ids, masked_copies
+from wordexperts.core.attention import as_ids, masked_copies
 
 Objective = Literal["single_pass", "copies"]
 
@@ -78,7 +78,7 @@ def fit_mlm(
     ``seed`` fixes the shuffling and dropout: the same seed and initial weights give the
     same result.
 
-    >>> from wordexperts.attention import AttentionConfig, BidirectionalAttention
+    >>> from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
     >>> _ = torch.manual_seed(0)
     >>> model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, n_heads=2))
     >>> X = np.random.default_rng(0).integers(0, 4, size=(64, 3))

@@ -1,12 +1,12 @@
 """Fast MLM training of a one-block model: a hand-written forward and backward in NumPy.
 
-:func:`wordexperts.training.fit_mlm` trains any model with PyTorch autograd; at the paper's
+:func:`wordexperts.core.training.fit_mlm` trains any model with PyTorch autograd; at the paper's
 tabular sizes (6 positions, 20 dimensions) a step costs about 5 ms whatever the batch, nearly
 all of it per-operation overhead. For one block the single-pass
 objective (paper.md section 3) has a short closed-form gradient, computed here over a flat
 parameter buffer in a batch-last layout (every array's last axis runs over the rows, so the
 short axes — positions, heads, features — never form the inner loop), with Adam on the flat
-buffer. Same loss and gradient as :func:`wordexperts.training.mlm_loss` (tested in float64).
+buffer. Same loss and gradient as :func:`wordexperts.core.training.mlm_loss` (tested in float64).
 
 Beyond ``mlm_loss`` the objective takes what a table needs: a weight per cell (0 for a
 missing cell, or for every column but the target) and, per position, the words the softmax
@@ -26,8 +26,8 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from wordexperts.attention import BidirectionalAttention, as_ids
-from wordexperts.training import check_training_args
+from wordexperts.core.attention import BidirectionalAttention, as_ids
+from wordexperts.core.training import check_training_args
 
 Method = Literal["single_pass", "copies"]
 #: Share of the steps over which ``lr_schedule="linear"`` warms the learning rate up.
@@ -41,13 +41,13 @@ class OneBlockMLM:
     vector ``theta`` (:meth:`flatten`), so an optimizer updates one buffer. ``classes``
     (L, K) lists the words of position ``i``'s softmax (pad with -1); default: all words.
 
-    >>> from wordexperts.attention import AttentionConfig
+    >>> from wordexperts.core.attention import AttentionConfig
     >>> _ = torch.manual_seed(0)
     >>> model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, n_heads=2))
     >>> objective = OneBlockMLM(model, dtype=np.float64)
     >>> x = np.array([[0, 1], [2, 3], [1, 1]])          # two rows, batch last
     >>> loss = objective.loss_and_grad(objective.flatten(model), x, x, np.ones((3, 2)))
-    >>> from wordexperts.training import mlm_loss
+    >>> from wordexperts.core.training import mlm_loss
     >>> round(loss, 10) == round(mlm_loss(model.double(), torch.tensor(x.T)).item(), 10)
     True
     """

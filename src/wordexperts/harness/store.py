@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from wordexperts.experiments._methods import Method
+from wordexperts.harness.methods import Method
 
 RUNS_FILE = "runs.jsonl"
 KEY = ("method", "config", "seed", "settings_hash")

@@ -14,9 +14,9 @@ import sys
 import pandas as pd
 
 from wordexperts.datasets import make_shift_simulation, paper_seeds
-from wordexperts.experiments._methods import get_methods
-from wordexperts.experiments._report import write_report
-from wordexperts.experiments._runner import add_runner_arguments, run_grid
+from wordexperts.harness.methods import get_methods
+from wordexperts.harness.report import write_report
+from wordexperts.harness.store import add_runner_arguments, run_grid
 
 CONFIGS: tuple[str, ...] = tuple(
     f"{k}_{corr}_{noise}" for k in (1, 5) for corr in (0.1, 0.9) for noise in (0, 0.5, 1.5)

@@ -133,7 +133,7 @@ def as_embeddings(embeddings: Any) -> tuple[list[str], np.ndarray]:
 
     Accepts a ``(words, vectors)`` pair (vectors: array or torch tensor of shape
     ``(len(words), dim)``), a ``(words, model)`` pair where ``model.word_vectors()`` gives
-    that array (a fitted :class:`~wordexperts.attention.BidirectionalAttention` or CBOW
+    that array (a fitted :class:`~wordexperts.core.attention.BidirectionalAttention` or CBOW
     model), or a gensim ``KeyedVectors``.
 
     >>> words, vectors = as_embeddings((["x", "y"], [[1.0, 0.0], [0.0, 2.0]]))

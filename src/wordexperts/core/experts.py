@@ -8,7 +8,7 @@ Paper.md section 2. At a masked position ``i`` the query is ``u_i = Wq m_i`` wit
     eta(w, j) = B Wo (Wv (E[w] + P[j]) + bv)    expert: a one-word CBOW predictor
 
 with ``x_i`` read as the mask. :func:`to_experts` builds these parts as tables indexed by
-(position, word) from a :class:`~wordexperts.attention.BidirectionalAttention`:
+(position, word) from a :class:`~wordexperts.core.attention.BidirectionalAttention`:
 
     gating network  g   (H, L_i, L_j, V+1)      one score per masked position, context
                                                 position and context word
@@ -30,7 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wordexperts.attention import AttentionConfig, BidirectionalAttention, as_ids, masked_copies
+from wordexperts.core.attention import (
+    AttentionConfig,
+    BidirectionalAttention,
+    as_ids,
+    masked_copies,
+)
 
 
 @dataclass(frozen=True)

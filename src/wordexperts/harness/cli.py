@@ -14,13 +14,15 @@ import sys
 
 # (command words, module, one-line help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("demo",), "wordexperts.demo", "fit a small model, check attention == experts, show gates"),
-    (("explain",), "wordexperts.explain", "gates of a BERT-family checkpoint at a [MASK]"),
-    (("reproduce", "table5"), "wordexperts.experiments.table5", "paper Table 5 (auto-mpg OOD)"),
-    (("reproduce", "tables34"), "wordexperts.experiments.tables34",
+    (("demo",), "wordexperts.harness.demo",
+     "fit a small model, check attention == experts, show gates"),
+    (("explain",), "wordexperts.bert.explain", "gates of a BERT-family checkpoint at a [MASK]"),
+    (("reproduce", "table5"), "wordexperts.harness.table5", "paper Table 5 (auto-mpg OOD)"),
+    (("reproduce", "tables34"), "wordexperts.harness.tables34",
      "paper Tables 3-4 (simulated OOD)"),
-    (("reproduce", "analogies"), "wordexperts.analogy", "paper Tables 1-2 (word analogies)"),
-    (("reproduce", "analogy-theory"), "wordexperts.experiments.analogy_theory",
+    (("reproduce", "analogies"), "wordexperts.analogy.evaluation",
+     "paper Tables 1-2 (word analogies)"),
+    (("reproduce", "analogy-theory"), "wordexperts.harness.analogy_theory",
      "planted analogies: CBOW vs attention"),
 ]
 

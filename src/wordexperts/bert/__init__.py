@@ -1,0 +1,19 @@
+"""BERT-family checkpoints read as mixtures of continuous word experts (paper.md section 2)."""
+
+from wordexperts.bert.checkpoint import (
+    BertCheckpoint,
+    BertExperts,
+    MaskedSentence,
+    encode_masked,
+    load_bert,
+    load_tokenizer,
+)
+
+__all__ = [
+    "BertCheckpoint",
+    "BertExperts",
+    "MaskedSentence",
+    "encode_masked",
+    "load_bert",
+    "load_tokenizer",
+]

@@ -1,1 +1,0 @@
-"""Reproductions of the paper's tables: each module is one ``wordexperts reproduce`` command."""

@@ -1,0 +1,6 @@
+"""Tabular word experts: :class:`WordExpertsClassifier`, a scikit-learn estimator for
+categorical tables under distribution shift (paper.md section 4)."""
+
+from wordexperts.tabular.estimator import PRESETS, WordExpertsClassifier
+
+__all__ = ["PRESETS", "WordExpertsClassifier"]
