@@ -2,7 +2,7 @@
 
 The paper's simulated table size: N=2000 rows, L=6 columns, V=10 categories; the paper's
 model: d_model 20, 5 heads, BERT block with d_ff 5, dropout 0.1, Adam lr 1e-3, batch 128.
-Both objectives run the same number of epochs from the same initial weights, one thread.
+Both methods run the same number of epochs from the same initial weights, one thread.
 The copies run at 200 epochs is the cost of one fit with the paper's settings.
 
     .venv/bin/python benchmarks/bench_mlm.py [--epochs 200] [--repeats 1]
@@ -34,7 +34,7 @@ def one_fit(X: np.ndarray, objective: str, epochs: int) -> tuple[float, float, f
                           d_ff=5, dropout=0.1)
     model = BidirectionalAttention(cfg)
     start = time.perf_counter()
-    history = fit_mlm(model, X, objective=objective, epochs=epochs, batch_size=128, lr=1e-3,
+    history = fit_mlm(model, X, method=objective, epochs=epochs, batch_size=128, lr=1e-3,
                       seed=0, progress=False)
     seconds = time.perf_counter() - start
     with torch.no_grad():

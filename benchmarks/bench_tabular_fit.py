@@ -5,7 +5,7 @@ features + target, 10 categories), one thread. Side by side in one run:
   - the estimator with its defaults (``preset="fast"``), median of ``--repeats`` fits;
   - ``preset="paper"``: the paper's recipe (L masked copies, batch 128, Adam 1e-3, 200 epochs,
     dropout 0.1) in the same NumPy trainer;
-  - the paper's way in PyTorch: the core model and ``fit_mlm(objective="copies")``, batch
+  - the paper's way in PyTorch: the core model and ``fit_mlm(method="copies")``, batch
     128, lr 1e-3, ``--copies-epochs`` epochs (200 = one whole fit; fewer are scaled to 200 and
     reported as an extrapolation).
 
@@ -75,7 +75,7 @@ def fit_torch_copies(X, y, epochs: int) -> None:
     torch.manual_seed(0)
     model = BidirectionalAttention(AttentionConfig(vocab_size=10, seq_len=6, block="bert",
                                                    dropout=0.1))
-    fit_mlm(model, ids, objective="copies", epochs=epochs, batch_size=128, lr=1e-3,
+    fit_mlm(model, ids, method="copies", epochs=epochs, batch_size=128, lr=1e-3,
             progress=False)
 
 

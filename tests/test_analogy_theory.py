@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from wordexperts.harness import analogy_theory as at
 
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
 from wordexperts.core.training import mlm_loss
+from wordexperts.harness import analogy_theory as at
 
 TINY = at.TheorySettings(n_groups=3, n_roles=3, n_filler=4, seq_len=4, n_sentences=200,
                          n_test=50, epochs=2, batch_size=50)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
-from wordexperts.core.cbow import CBOW
+from wordexperts.core.cbow import CBOW, CBOWConfig
 from wordexperts.core.training import mlm_loss
 
 V, L, D = 7, 5, 4
@@ -14,7 +14,7 @@ V, L, D = 7, 5, 4
 
 def make(seed=0):
     torch.manual_seed(seed)
-    model = CBOW(AttentionConfig(vocab_size=V, seq_len=L, d_model=D, n_heads=1)).double()
+    model = CBOW(CBOWConfig(vocab_size=V, seq_len=L, d_model=D)).double()
     # a non-zero output bias, so a dropped c would show
     torch.nn.init.normal_(model.output.bias)
     x = torch.randint(0, V, (6, L), generator=torch.Generator().manual_seed(seed))
@@ -60,9 +60,9 @@ def test_masked_words_are_left_out_of_the_mean():
 def test_both_training_objectives_have_the_same_value_and_gradient(seed):
     model, x = make(seed)
     losses, grads = [], []
-    for objective in ("single_pass", "copies"):
+    for method in ("single_pass", "copies"):
         model.zero_grad()
-        loss = mlm_loss(model, x, objective=objective)
+        loss = mlm_loss(model, x, method=method)
         loss.backward()
         losses.append(loss.item())
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
@@ -78,7 +78,7 @@ def test_fit_mlm_learns_deterministically_and_keeps_the_mask_row_zero():
     runs = []
     for _ in range(2):
         torch.manual_seed(5)
-        model = CBOW(AttentionConfig(vocab_size=8, seq_len=L, d_model=D, n_heads=1))
+        model = CBOW(CBOWConfig(vocab_size=8, seq_len=L, d_model=D))
         history = fit_mlm(model, X, epochs=15, batch_size=32, lr=3e-2, seed=1, progress=False)
         runs.append((history, model.word_vectors().detach().clone()))
         assert not model.word_embeddings.weight[model.config.mask_id].any()
@@ -90,21 +90,23 @@ def test_fit_mlm_learns_deterministically_and_keeps_the_mask_row_zero():
 
 
 def test_word_vectors_exclude_the_mask_and_start_like_attentions():
-    config = AttentionConfig(vocab_size=V, seq_len=L, d_model=D, n_heads=1)
     torch.manual_seed(3)
-    cbow = CBOW(config)
+    cbow = CBOW(CBOWConfig(vocab_size=V, seq_len=L, d_model=D))
     torch.manual_seed(3)
-    attention = BidirectionalAttention(config)
+    attention = BidirectionalAttention(AttentionConfig(vocab_size=V, seq_len=L, d_model=D,
+                                                       n_heads=1))
     assert cbow.word_vectors().shape == (V, D)
     # same seed, same initial word embeddings: the experiment compares like with like
     assert torch.equal(cbow.word_vectors(), attention.word_vectors())
 
 
 def test_bad_input_is_rejected():
-    with pytest.raises(ValueError, match="config"):
+    with pytest.raises(TypeError, match="CBOWConfig"):
         CBOW({"vocab_size": V})
-    with pytest.raises(ValueError, match="n_layers"):
-        CBOW(AttentionConfig(vocab_size=V, seq_len=L, d_model=D, n_heads=1, n_layers=2))
+    with pytest.raises(TypeError, match="CBOWConfig"):
+        CBOW(AttentionConfig(vocab_size=V, seq_len=L, d_model=D, n_heads=1))
+    with pytest.raises(ValueError, match="d_model"):
+        CBOWConfig(vocab_size=V, seq_len=L, d_model=0)
     model, x = make()
     with pytest.raises(ValueError, match="method"):
         model.masked_logits(x, method="both")

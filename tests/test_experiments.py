@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from wordexperts.harness import table5, tables34
 
 from wordexperts.datasets import make_shift_simulation
+from wordexperts.harness import table5, tables34
 from wordexperts.harness.methods import METHODS, Method, get_methods, metrics
 from wordexperts.harness.report import interval, paired, summarize, write_report
 from wordexperts.harness.store import RUNS_FILE, read_runs, run_grid

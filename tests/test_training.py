@@ -26,9 +26,9 @@ def gradients(model, loss):
 @pytest.mark.parametrize("block", ["plain", "bert"])
 def test_single_pass_objective_equals_copies_in_value_and_gradient(block):
     model, x = model_and_data(block)
-    single = mlm_loss(model, x, objective="single_pass")
+    single = mlm_loss(model, x, method="single_pass")
     g_single = gradients(model, single)
-    copies = mlm_loss(model, x, objective="copies")
+    copies = mlm_loss(model, x, method="copies")
     g_copies = gradients(model, copies)
     assert abs(single.item() - copies.item()) <= 1e-10
     assert (g_single - g_copies).abs().max() <= 1e-10
@@ -49,8 +49,8 @@ def test_copy_loss_scores_the_masked_position_only():
                - expected.item()) <= 1e-10
 
 
-@pytest.mark.parametrize("objective", ["single_pass", "copies"])
-def test_fit_is_deterministic_and_learns(objective):
+@pytest.mark.parametrize("method", ["single_pass", "copies"])
+def test_fit_is_deterministic_and_learns(method):
     rng = np.random.default_rng(0)
     # a learnable table: column 1 copies column 0
     a = rng.integers(0, 4, size=200)
@@ -60,7 +60,7 @@ def test_fit_is_deterministic_and_learns(objective):
         torch.manual_seed(1)
         model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, d_model=8,
                                                        n_heads=2, block="bert", dropout=0.1))
-        history = fit_mlm(model, X, objective=objective, epochs=15, batch_size=32, lr=1e-2,
+        history = fit_mlm(model, X, method=method, epochs=15, batch_size=32, lr=1e-2,
                           seed=3, progress=False)
         results.append((history, model.masked_log_probs(X[:5])))
     assert results[0][0] == results[1][0]
@@ -87,7 +87,7 @@ def test_different_seeds_give_different_fits():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"objective": "skipgram"}, "objective"),
+        ({"method": "skipgram"}, "method"),
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"lr": 0.0}, "lr"),
@@ -107,6 +107,56 @@ def test_fit_rejects_mask_ids_and_single_pass_with_layers():
                                                   n_layers=2))
     with pytest.raises(ValueError, match="n_layers=2"):
         fit_mlm(deep, np.zeros((4, 3), dtype=int), progress=False)
-    history = fit_mlm(deep, np.zeros((4, 3), dtype=int), objective="copies", epochs=1,
+    history = fit_mlm(deep, np.zeros((4, 3), dtype=int), method="copies", epochs=1,
                       progress=False)
     assert len(history) == 1
+
+
+def test_fit_accepts_a_dataframe_of_ids():
+    import pandas as pd
+
+    X = np.random.default_rng(0).integers(0, 4, size=(64, 3))
+    histories = []
+    for data in (X, pd.DataFrame(X, columns=["a", "b", "c"])):
+        torch.manual_seed(0)
+        model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, n_heads=1))
+        histories.append(fit_mlm(model, data, epochs=2, batch_size=16, progress=False))
+    assert histories[0] == histories[1]
+    model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, n_heads=1))
+    with pytest.raises(ValueError, match="integer ids"):
+        fit_mlm(model, pd.DataFrame({"a": ["x"] * 4, "b": [1] * 4, "c": [2] * 4}),
+                progress=False)
+
+
+def test_seed_fixes_the_training_draws_not_the_initial_weights():
+    X = np.random.default_rng(0).integers(0, 4, size=(64, 3))
+    config = AttentionConfig(vocab_size=4, seq_len=3, n_heads=1, block="bert", dropout=0.1)
+    fitted = []
+    for init in (0, 0, 1):
+        torch.manual_seed(init)
+        model = BidirectionalAttention(config)
+        fit_mlm(model, X, epochs=2, batch_size=16, seed=5, progress=False)
+        fitted.append(model.output.weight.detach().clone())
+    assert torch.equal(fitted[0], fitted[1])        # same initial weights, same seed
+    assert not torch.equal(fitted[0], fitted[2])    # the seed does not reset the weights
+
+
+def test_progress_bar_only_on_a_terminal(capsys):
+    # pytest captures stderr (not a terminal): the default shows no bar
+    X = np.random.default_rng(0).integers(0, 4, size=(16, 3))
+    model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, n_heads=1))
+    fit_mlm(model, X, epochs=3, batch_size=8)
+    assert "fit_mlm" not in capsys.readouterr().err
+    fit_mlm(model, X, epochs=3, batch_size=8, progress=True)
+    assert "fit_mlm" in capsys.readouterr().err
+
+
+def test_masked_log_probs_is_for_evaluation():
+    model, x = model_and_data("bert")
+    assert not model.masked_log_probs(x).requires_grad
+    assert model.masked_logits(x).requires_grad          # train through the logits
+
+
+def test_a_model_needs_its_config_class():
+    with pytest.raises(TypeError, match="AttentionConfig"):
+        BidirectionalAttention({"vocab_size": 10})

@@ -18,7 +18,9 @@ from typing import Any
 _EXPORTS = {
     "AttentionConfig": "wordexperts.core.attention",
     "BidirectionalAttention": "wordexperts.core.attention",
+    "Method": "wordexperts.core.attention",
     "CBOW": "wordexperts.core.cbow",
+    "CBOWConfig": "wordexperts.core.cbow",
     "ContinuousWordExperts": "wordexperts.core.experts",
     "to_experts": "wordexperts.core.experts",
     "fit_mlm": "wordexperts.core.training",

@@ -8,16 +8,18 @@
 - :mod:`~wordexperts.core.cbow`: :class:`CBOW`, attention with uniform gates.
 """
 
-from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
-from wordexperts.core.cbow import CBOW
+from wordexperts.core.attention import AttentionConfig, BidirectionalAttention, Method
+from wordexperts.core.cbow import CBOW, CBOWConfig
 from wordexperts.core.experts import ContinuousWordExperts, to_experts
 from wordexperts.core.training import fit_mlm
 
 __all__ = [
     "CBOW",
     "AttentionConfig",
+    "CBOWConfig",
     "BidirectionalAttention",
     "ContinuousWordExperts",
+    "Method",
     "fit_mlm",
     "to_experts",
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -92,9 +92,13 @@ def as_ids(x: torch.Tensor | np.ndarray, config: AttentionConfig, *, name: str =
     >>> as_ids(np.array([[0.0, 1.0, 2.0]]), AttentionConfig(vocab_size=3, seq_len=3, n_heads=1))
     Traceback (most recent call last):
     ...
-    ValueError: x must hold integer ids, got dtype torch.float64
+    ValueError: x must hold integer ids, got dtype float64
     """
-    x = torch.as_tensor(np.array(x) if isinstance(x, np.ndarray) else x)
+    if not isinstance(x, torch.Tensor):  # arrays, DataFrames, nested lists
+        array = np.asarray(x)
+        if array.dtype.kind not in "iub":
+            raise ValueError(f"{name} must hold integer ids, got dtype {array.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(array))
     if x.dtype == torch.bool or x.dtype.is_floating_point or x.dtype.is_complex:
         raise ValueError(f"{name} must hold integer ids, got dtype {x.dtype}")
     if x.ndim != 2:
@@ -234,7 +238,72 @@ class Block(nn.Module):
         return self.norm2(y + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(y))))))
 
 
-class BidirectionalAttention(nn.Module):
+class MaskedLanguageModel(nn.Module):
+    """What a masked language model over rows of ``seq_len`` word ids provides.
+
+    Subclasses define ``forward`` (logits at every position of the rows as given, mask ids
+    included) and ``single_pass_logits`` (the ``L`` masked predictions from one pass over the
+    unmasked rows, where that is exact). This class turns them into ``masked_logits`` and
+    ``masked_log_probs``, by one pass or by the ``L`` masked copies.
+    """
+
+    config: Any  # a config with vocab_size, seq_len and mask_id
+
+    @property
+    def single_pass_exact(self) -> bool:
+        """Whether :meth:`single_pass_logits` equals the ``L`` masked copies exactly."""
+        return True
+
+    def single_pass_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``L`` masked predictions of validated ids ``x`` from one pass: (B, L, V)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def masked_log_probs(self, x: torch.Tensor | np.ndarray, *,
+                         method: Method | None = None) -> torch.Tensor:
+        """``log p(x_i | x_-i)`` over the ``V`` words for every position: (B, L) -> (B, L, V).
+
+        The log-softmax of :meth:`masked_logits`, for evaluation: computed without gradients
+        (train through :meth:`masked_logits` or :func:`~wordexperts.core.training.mlm_loss`).
+        """
+        return self.masked_logits(x, method=method).log_softmax(-1)
+
+    def masked_logits(self, x: torch.Tensor | np.ndarray, *,
+                      method: Method | None = None) -> torch.Tensor:
+        """Logits of ``p(x_i | x_-i)`` for every position ``i``: (B, L) -> (B, L, V).
+
+        ``method="single_pass"`` (the default where it is exact) computes all ``L`` masked
+        predictions from one pass; ``"copies"`` (the default otherwise) runs the ``L`` masked
+        copies and reads position ``i`` of copy ``i``.
+        """
+        x = as_ids(x, self.config)
+        method = method or ("single_pass" if self.single_pass_exact else "copies")
+        if method == "single_pass":
+            if not self.single_pass_exact:
+                raise ValueError(
+                    "method='single_pass' is exact for one layer only; "
+                    f"this model has n_layers={self.config.n_layers}: use method='copies'"
+                )
+            return self.single_pass_logits(x)
+        if method == "copies":
+            b, length = x.shape
+            logits = self(masked_copies(x, self.config.mask_id).flatten(0, 1))
+            # copy i predicts position i: take the diagonal of (B, copy, position, V)
+            own = logits.view(b, length, length, -1).diagonal(dim1=1, dim2=2)
+            return own.transpose(1, 2)
+        raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
+
+
+def check_config(config: object, expected: type) -> None:
+    """Raise ``TypeError`` unless ``config`` is an instance of ``expected`` (a config class)."""
+    if not isinstance(config, expected):
+        raise TypeError(
+            f"config must be a {expected.__name__}, got {type(config).__name__}: "
+            f"build one with {expected.__name__}(vocab_size=..., seq_len=..., ...)"
+        )
+
+
+class BidirectionalAttention(MaskedLanguageModel):
     """Bidirectional attention with learned positions and an output layer over ``V`` words.
 
     Implements paper.md section 1 (one layer, one or several heads), its stacking into
@@ -258,6 +327,7 @@ class BidirectionalAttention(nn.Module):
 
     def __init__(self, config: AttentionConfig) -> None:
         super().__init__()
+        check_config(config, AttentionConfig)
         self.config = config
         self.word_embeddings = nn.Embedding(config.vocab_size + 1, config.d_model)
         self.position_embeddings = nn.Parameter(torch.randn(config.seq_len, config.d_model))
@@ -282,39 +352,14 @@ class BidirectionalAttention(nn.Module):
             h = layer(h)
         return self.output(h)
 
-    def masked_log_probs(self, x: torch.Tensor | np.ndarray, *,
-                         method: Method | None = None) -> torch.Tensor:
-        """``log p(x_i | x_-i)`` over the ``V`` words for every position: (B, L) -> (B, L, V).
+    @property
+    def single_pass_exact(self) -> bool:
+        """One block: the ``L`` masked copies differ only at their own position (section 3)."""
+        return self.config.n_layers == 1
 
-        The log-softmax of :meth:`masked_logits`.
-        """
-        return self.masked_logits(x, method=method).log_softmax(-1)
-
-    def masked_logits(self, x: torch.Tensor | np.ndarray, *,
-                      method: Method | None = None) -> torch.Tensor:
-        """Logits of ``p(x_i | x_-i)`` for every position ``i``: (B, L) -> (B, L, V).
-
-        ``method="single_pass"`` (default with one layer) computes all ``L`` masked
-        predictions from one pass; ``"copies"`` (default with more layers, where the single
-        pass is not exact) runs the ``L`` masked copies.
-        """
-        x = as_ids(x, self.config)
-        method = method or ("single_pass" if self.config.n_layers == 1 else "copies")
-        if method == "single_pass":
-            if self.config.n_layers != 1:
-                raise ValueError(
-                    "method='single_pass' is exact for one layer only; "
-                    f"this model has n_layers={self.config.n_layers}: use method='copies'"
-                )
-            h = self.layers[0].single_pass(self.embed(x), self.mask_embeddings())
-            return self.output(h)
-        if method == "copies":
-            b, length = x.shape
-            logits = self(masked_copies(x, self.config.mask_id).flatten(0, 1))
-            # copy i predicts position i: take the diagonal of (B, copy, position, V)
-            own = logits.view(b, length, length, -1).diagonal(dim1=1, dim2=2)
-            return own.transpose(1, 2)
-        raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
+    def single_pass_logits(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layers[0].single_pass(self.embed(x), self.mask_embeddings())
+        return self.output(h)
 
 
 def to_torch_encoder_layer(block: Block, config: AttentionConfig) -> nn.TransformerEncoderLayer:

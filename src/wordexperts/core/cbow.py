@@ -9,49 +9,78 @@ gates ``pi_ij = 1/(L-1)`` over ``j != i`` and one-word experts ``eta(w) = B E[w]
 position embeddings: every context word weighs the same, whatever the words and positions.
 Attention differs only in that its gates depend on the input.
 
-The model follows the interface of :class:`~wordexperts.core.attention.BidirectionalAttention`
-(``config``, ``model(x)``, ``masked_logits``, ``masked_log_probs``, ``word_vectors``), so
-:func:`~wordexperts.core.training.fit_mlm` fits it with either objective. Mask ids in the input
-are left out of the mean: ``model(x)`` at a masked position ``i`` is the prediction of ``x_i``
-from the other unmasked words.
+:class:`CBOW` is a :class:`~wordexperts.core.attention.MaskedLanguageModel` like
+:class:`~wordexperts.core.attention.BidirectionalAttention` (``model(x)``, ``masked_logits``,
+``masked_log_probs``, ``word_vectors``), so :func:`~wordexperts.core.training.fit_mlm` fits it
+with either method. Mask ids in the input are left out of the mean: ``model(x)`` at a masked
+position ``i`` is the prediction of ``x_i`` from the other unmasked words.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from wordexperts.core.attention import AttentionConfig, Method, as_ids, masked_copies
+from wordexperts.core.attention import MaskedLanguageModel, as_ids, check_config
 
 
-class CBOW(nn.Module):
-    """CBOW fitted as a masked language model; shares :class:`AttentionConfig` with attention.
+@dataclass
+class CBOWConfig:
+    """Shape of a :class:`CBOW` model: ``vocab_size`` words plus the mask id, ``seq_len``
+    positions, embeddings of ``d_model`` dimensions.
 
-    Uses ``vocab_size``, ``seq_len`` and ``d_model`` of the config (the attention fields
-    ``n_heads``, ``block``, ``d_ff``, ``dropout``, ``ln_eps`` do not apply); ``n_layers`` must
-    be 1. Parameters: ``word_embeddings`` (``E``, ``nn.Embedding`` V+1 x d whose mask row is
+    >>> CBOWConfig(vocab_size=10, seq_len=6, d_model=8).mask_id
+    10
+    """
+
+    vocab_size: int
+    seq_len: int
+    d_model: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "seq_len", "d_model"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"CBOWConfig.{name} must be a positive integer, got {value!r}")
+
+    @property
+    def mask_id(self) -> int:
+        """The id of the mask token: ``vocab_size``."""
+        return self.vocab_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CBOW(MaskedLanguageModel):
+    """CBOW fitted as a masked language model (uniform gates: paper.md section 2).
+
+    Parameters: ``word_embeddings`` (``E``, ``nn.Embedding`` V+1 x d whose mask row is
     fixed at zero) and ``output`` (``B`` and ``c``, ``nn.Linear`` d -> V). Under the same
-    seed the word rows of ``E`` start from the same draws as the attention model's.
+    seed the word rows of ``E`` start from the same draws as a
+    :class:`~wordexperts.core.attention.BidirectionalAttention` of the same ``vocab_size`` and
+    ``d_model``.
+
+    ::
+
+        ids x (B, L) ──► E[x] ──► mean over j != i, x_j != M ──► B (.) + c ──► logits (B, L, V)
 
     Shapes: ``model(x)``: (B, L) -> (B, L, V) logits; ``masked_log_probs``: (B, L) -> (B, L, V);
     ``word_vectors()``: (V, d).
 
     >>> _ = torch.manual_seed(0)
-    >>> model = CBOW(AttentionConfig(vocab_size=10, seq_len=6, d_model=8, n_heads=1))
+    >>> model = CBOW(CBOWConfig(vocab_size=10, seq_len=6, d_model=8))
     >>> x = torch.randint(0, 10, (4, 6))
     >>> model.masked_log_probs(x).shape, model.word_vectors().shape
     (torch.Size([4, 6, 10]), torch.Size([10, 8]))
     """
 
-    def __init__(self, config: AttentionConfig) -> None:
+    def __init__(self, config: CBOWConfig) -> None:
         super().__init__()
-        if not isinstance(config, AttentionConfig):
-            raise ValueError(f"config must be an AttentionConfig, got {type(config).__name__}")
-        if config.n_layers != 1:
-            raise ValueError(
-                f"CBOW has one layer: config.n_layers must be 1, got {config.n_layers}"
-            )
+        check_config(config, CBOWConfig)
         self.config = config
         self.word_embeddings = nn.Embedding(config.vocab_size + 1, config.d_model,
                                             padding_idx=config.mask_id)
@@ -75,27 +104,6 @@ class CBOW(nn.Module):
     def forward(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         return self.output(self.context_means(as_ids(x, self.config)))
 
-    def masked_log_probs(self, x: torch.Tensor | np.ndarray, *,
-                         method: Method | None = None) -> torch.Tensor:
-        """``log p(x_i | x_-i)`` over the ``V`` words for every position: (B, L) -> (B, L, V).
-
-        The log-softmax of :meth:`masked_logits`.
-        """
-        return self.masked_logits(x, method=method).log_softmax(-1)
-
-    def masked_logits(self, x: torch.Tensor | np.ndarray, *,
-                      method: Method | None = None) -> torch.Tensor:
-        """Logits of ``p(x_i | x_-i)`` for every position ``i``: (B, L) -> (B, L, V).
-
-        ``"single_pass"`` (default) reads every prediction from one pass over the row, since
-        the mean over ``j != i`` never sees ``x_i``; ``"copies"`` runs the ``L`` masked copies
-        (the same numbers, ``L`` times the work), as for the attention model.
-        """
-        x = as_ids(x, self.config)
-        if method in (None, "single_pass"):
-            return self(x)
-        if method == "copies":
-            b, length = x.shape
-            logits = self(masked_copies(x, self.config.mask_id).flatten(0, 1))
-            return logits.view(b, length, length, -1).diagonal(dim1=1, dim2=2).transpose(1, 2)
-        raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
+    def single_pass_logits(self, x: torch.Tensor) -> torch.Tensor:
+        # the mean over j != i never sees x_i: every masked prediction is in one pass
+        return self(x)

@@ -1,6 +1,6 @@
 """Masked-language-model training: the pseudo-likelihood ``mean_i -log p(x_i | x_-i)``.
 
-Two objectives with the same value and gradients (paper.md section 3):
+Two methods with the same objective value and gradients (paper.md section 3):
 
     "copies"       the paper's way: each row gives L masked copies; a batch holds
                    ``batch_size`` copies and each copy predicts its masked position.
@@ -10,34 +10,30 @@ Two objectives with the same value and gradients (paper.md section 3):
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from wordexperts.core.attention import as_ids, masked_copies
-
-Objective = Literal["single_pass", "copies"]
+from wordexperts.core.attention import Method, as_ids, masked_copies
 
 
-def mlm_loss(model: nn.Module, x: torch.Tensor, *, objective: Objective = "single_pass"
+def mlm_loss(model: nn.Module, x: torch.Tensor, *, method: Method = "single_pass"
              ) -> torch.Tensor:
     """Mean over all positions of ``-log p(x_i | x_-i)`` for a batch of rows ``x`` (B, L).
 
-    Both objectives give the same number (and gradients): ``"single_pass"`` computes it from
+    Both methods give the same number (and gradients): ``"single_pass"`` computes it from
     one pass over the rows, ``"copies"`` from the ``L`` masked copies of each row.
     """
-    if objective == "single_pass":
+    if method == "single_pass":
         logits = model.masked_logits(x, method="single_pass")                  # (B, L, V)
         # classes on dim 1: PyTorch's CPU log-softmax is slow over a short last dimension
         return nn.functional.cross_entropy(logits.transpose(1, 2), x)
-    if objective == "copies":
+    if method == "copies":
         b, length = x.shape
         copies = masked_copies(x, model.config.mask_id).flatten(0, 1)          # (B*L, L)
         return copy_loss(model, copies, torch.arange(length).repeat(b), x.flatten())
-    raise ValueError(f"objective must be 'single_pass' or 'copies', got {objective!r}")
+    raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
 
 
 def copy_loss(model: nn.Module, copies: torch.Tensor, position: torch.Tensor,
@@ -47,13 +43,12 @@ def copy_loss(model: nn.Module, copies: torch.Tensor, position: torch.Tensor,
     return nn.functional.cross_entropy(logits, target)
 
 
-def check_training_args(*, objective: str, epochs: int, batch_size: int, lr: float,
-                        name: str = "objective") -> None:
+def check_training_args(*, method: str, epochs: int, batch_size: int, lr: float) -> None:
     """Raise ``ValueError`` naming the first invalid training argument."""
-    if objective not in ("single_pass", "copies"):
-        raise ValueError(f"{name} must be 'single_pass' or 'copies', got {objective!r}")
+    if method not in ("single_pass", "copies"):
+        raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
     for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
@@ -63,20 +58,24 @@ def fit_mlm(
     model: nn.Module,
     X: torch.Tensor | np.ndarray,
     *,
-    objective: Objective = "single_pass",
+    method: Method = "single_pass",
     epochs: int = 200,
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> list[float]:
     """Fit ``model`` with Adam on the MLM objective; return the mean loss of each epoch.
 
-    ``X``: word ids (N, L) in ``0..V-1``. ``"copies"`` shuffles the N*L (row, position)
-    pairs and takes ``batch_size`` copies a step, as the paper did; ``"single_pass"``
-    shuffles rows and takes ``batch_size`` rows (N*L predictions per epoch either way).
-    ``seed`` fixes the shuffling and dropout: the same seed and initial weights give the
-    same result.
+    ``X``: word ids (N, L) in ``0..V-1``: a tensor, an array or a DataFrame of integer ids.
+    ``"copies"`` shuffles the N*L (row, position) pairs and takes ``batch_size`` copies a
+    step, as the paper did; ``"single_pass"`` shuffles rows and takes ``batch_size`` rows (N*L
+    predictions per epoch either way). ``progress``: a bar over epochs; ``None`` (default)
+    shows it only when standard error is a terminal, so logs stay short.
+
+    ``seed`` fixes the shuffling and the dropout draws, not the initial weights: training
+    starts from the weights ``model`` has (set ``torch.manual_seed`` before building it). The
+    same seed and the same initial weights give the same result.
 
     >>> from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
     >>> _ = torch.manual_seed(0)
@@ -87,11 +86,11 @@ def fit_mlm(
     (3, True)
     """
     X = as_ids(X, model.config, name="X", allow_mask=False)
-    check_training_args(objective=objective, epochs=epochs, batch_size=batch_size, lr=lr)
-    if objective == "single_pass" and model.config.n_layers != 1:
+    check_training_args(method=method, epochs=epochs, batch_size=batch_size, lr=lr)
+    if method == "single_pass" and not model.single_pass_exact:
         raise ValueError(
-            f"objective='single_pass' is exact for one layer; model has "
-            f"n_layers={model.config.n_layers}: use objective='copies'"
+            f"method='single_pass' is exact for one layer; model has "
+            f"n_layers={model.config.n_layers}: use method='copies'"
         )
 
     torch.manual_seed(seed)  # dropout draws
@@ -100,16 +99,17 @@ def fit_mlm(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     model.train()
     history: list[float] = []
-    bar = tqdm(range(epochs), desc=f"fit_mlm ({objective})", disable=not progress, unit="epoch")
+    bar = tqdm(range(epochs), desc=f"fit_mlm ({method})", unit="epoch",
+               disable=None if progress is None else not progress)
     for _ in bar:
-        if objective == "single_pass":
+        if method == "single_pass":
             items = torch.randperm(n, generator=order)
         else:
             items = torch.randperm(n * length, generator=order)  # (row, position) pairs
         total = 0.0
         for start in range(0, len(items), batch_size):
             batch = items[start:start + batch_size]
-            if objective == "single_pass":
+            if method == "single_pass":
                 loss = mlm_loss(model, X[batch])
             else:
                 rows, position = batch // length, batch % length

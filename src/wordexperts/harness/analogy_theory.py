@@ -61,7 +61,7 @@ import torch
 
 from wordexperts.analogy import evaluate
 from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
-from wordexperts.core.cbow import CBOW
+from wordexperts.core.cbow import CBOW, CBOWConfig
 from wordexperts.core.experts import to_experts
 from wordexperts.core.training import fit_mlm
 
@@ -362,13 +362,13 @@ def fit_one(model_name: str, world: PlantedWorld, x_train: np.ndarray, x_test: n
     get the same optimiser and budget.
     """
     d = settings.d_model or world.dim
-    config = AttentionConfig(vocab_size=world.vocab_size, seq_len=world.seq_len, d_model=d,
-                             n_heads=settings.n_heads)
     torch.manual_seed(seed)
     if model_name == "cbow":
-        model = CBOW(config)
+        model = CBOW(CBOWConfig(vocab_size=world.vocab_size, seq_len=world.seq_len, d_model=d))
     elif model_name == "attention":
-        model = BidirectionalAttention(config)
+        model = BidirectionalAttention(AttentionConfig(
+            vocab_size=world.vocab_size, seq_len=world.seq_len, d_model=d,
+            n_heads=settings.n_heads))
     else:
         raise ValueError(f"model_name must be 'cbow' or 'attention', got {model_name!r}")
     if settings.init_std is not None:
@@ -377,7 +377,7 @@ def fit_one(model_name: str, world: PlantedWorld, x_train: np.ndarray, x_test: n
         with torch.no_grad():
             model.word_embeddings.weight[: world.vocab_size] = init
     start = time.perf_counter()
-    history = fit_mlm(model, x_train, objective="single_pass", epochs=settings.epochs,
+    history = fit_mlm(model, x_train, method="single_pass", epochs=settings.epochs,
                       batch_size=settings.batch_size, lr=settings.lr, seed=seed,
                       progress=progress)
     seconds = time.perf_counter() - start

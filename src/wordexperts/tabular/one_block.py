@@ -339,8 +339,7 @@ def fit_one_block(
     """
     cfg = model.config
     X = as_ids(X, cfg, name="X").numpy()  # missing cells may hold the mask id
-    check_training_args(objective=method, epochs=epochs, batch_size=batch_size, lr=lr,
-                        name="method")
+    check_training_args(method=method, epochs=epochs, batch_size=batch_size, lr=lr)
     if lr_schedule not in ("constant", "linear"):
         raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {lr_schedule!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
