@@ -43,9 +43,20 @@ def test_core_demo_runs_and_checks_equivalence(capsys):
     assert "y=[MASK]" in out
 
 
-def test_demo_parser_defaults():
+def test_demo_parser_defaults_and_help(capsys):
     from wordexperts.harness.demo import configure
 
     parser = argparse.ArgumentParser()
     configure(parser)
-    assert parser.parse_args([]).epochs > 0
+    args = parser.parse_args([])
+    assert (args.epochs, args.seed, args.row, args.seeds, args.out, args.tables,
+            args.progress) == (300, 0, 0, 3, "runs/demo", True, True)
+    assert parser.parse_args(["--no-progress"]).progress is False
+    parser.print_help()
+    text = " ".join(capsys.readouterr().out.split())
+    for option, default in (("--epochs", "300"), ("--seed", "0"), ("--row", "0"),
+                            ("--seeds", "3"), ("--out", "runs/demo")):
+        assert option in text
+        # every option says what it does and its default
+        after = text.rsplit(f"{option} {option.strip('-').upper()}", 1)[1]
+        assert f"(default: {default})" in after.split("--", 1)[0]

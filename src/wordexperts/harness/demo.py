@@ -18,22 +18,29 @@ import torch
 
 from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
 from wordexperts.core.experts import to_experts
+from wordexperts.core.threads import single_thread
 from wordexperts.core.training import fit_mlm
 from wordexperts.datasets import load_auto_mpg
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=300, help="MLM epochs (default 300)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--row", type=int, default=0, help="test row whose gates to show")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per method in step 4")
+    parser.add_argument("--epochs", type=int, default=300,
+                        help="MLM epochs of step 1's fit (default: 300)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of step 1's initial weights, shuffling and dropout (default: 0)")
+    parser.add_argument("--row", type=int, default=0,
+                        help="test row whose gates step 3 shows (default: 0)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds per method in step 4's reproductions (default: 3)")
     parser.add_argument("--out", default="runs/demo",
-                        help="folder of step 4's runs (finished runs are reused)")
+                        help="folder of step 4's runs, reused when finished (default: runs/demo)")
     parser.add_argument("--no-tables", dest="tables", action="store_false",
                         help="skip step 4 (the reproductions)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars (by default they show only on a terminal)")
 
 
-def core_demo(*, epochs: int, seed: int, row: int) -> None:
+def core_demo(*, epochs: int, seed: int, row: int, progress: bool | None = None) -> None:
     train, test = load_auto_mpg()
     columns = list(train.columns)
     target = columns.index("y")
@@ -46,7 +53,8 @@ def core_demo(*, epochs: int, seed: int, row: int) -> None:
     model = BidirectionalAttention(config)
     print(f"1. Fit attention (1 BERT block, 5 heads, d=20) by MLM over all {len(columns)} "
           f"columns of {len(X_train)} USA cars, {epochs} epochs, single pass")
-    history = fit_mlm(model, X_train, epochs=epochs, batch_size=32, lr=3e-3, seed=seed)
+    history = fit_mlm(model, X_train, epochs=epochs, batch_size=32, lr=3e-3, seed=seed,
+                      progress=progress)
     print(f"   pseudo-NLL per cell: {history[0]:.3f} -> {history[-1]:.3f}")
     with torch.no_grad():
         log_probs = model.masked_log_probs(X_test)
@@ -79,23 +87,25 @@ def core_demo(*, epochs: int, seed: int, row: int) -> None:
     print(f"   p(y | rest) = {np.round(probs, 3).tolist()}; true class {X_test[row, target]}")
 
 
-def tables_demo(*, seeds: int, out: str) -> int:
+def tables_demo(*, seeds: int, out: str, progress: bool = True) -> int:
     """Table 5 over ``seeds`` seeds and config 5_0.9_0 of Tables 3-4, through the CLI."""
     from wordexperts.harness.cli import main
 
     print(f"\n4. Out of distribution, {seeds} seeds per method (runs kept in {out}/; delete "
           "it to rerun). Table 5: attention vs LR, RF, GB, MLP tuned by the paper's grids.")
+    quiet = [] if progress else ["--no-progress"]
     status = main(["reproduce", "table5", "--seeds", str(seeds), "--out", f"{out}/table5",
-                   "--methods", "attention", "lr", "rf", "gb", "mlp"])
+                   "--methods", "attention", "lr", "rf", "gb", "mlp", *quiet])
     print("\n   Tables 3-4, configuration 5_0.9_0 (5 causal features, correlation 0.9 in "
           "training, 0.1 in test); GB's grid (about 150 s a run) is left to "
           "`wordexperts reproduce tables34`.")
     return status or main(["reproduce", "tables34", "--configs", "5_0.9_0", "--seeds",
                            str(seeds), "--out", f"{out}/tables34",
-                           "--methods", "attention", "lr", "rf", "mlp"])
+                           "--methods", "attention", "lr", "rf", "mlp", *quiet])
 
 
 def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(1)
-    core_demo(epochs=args.epochs, seed=args.seed, row=args.row)
-    return tables_demo(seeds=args.seeds, out=args.out) if args.tables else 0
+    with single_thread():
+        core_demo(epochs=args.epochs, seed=args.seed, row=args.row,
+                  progress=None if args.progress else False)
+    return tables_demo(seeds=args.seeds, out=args.out, progress=args.progress) if args.tables else 0
