@@ -201,6 +201,9 @@ class Block(nn.Module):
             self.linear2 = nn.Linear(config.d_ff, d)
             self.norm1 = nn.LayerNorm(d, eps=config.ln_eps)
             self.norm2 = nn.LayerNorm(d, eps=config.ln_eps)
+            # NOTE: differs from the paper: dropout at nn.TransformerEncoderLayer's four sites
+            # (attention weights, attention output, FFN hidden, FFN output); the paper's Keras
+            # block drops the attention and FFN outputs only (as wordexperts.tabular trains).
             self.dropout = nn.Dropout(config.dropout)
             self.dropout1 = nn.Dropout(config.dropout)
             self.dropout2 = nn.Dropout(config.dropout)
@@ -330,6 +333,8 @@ class BidirectionalAttention(MaskedLanguageModel):
         check_config(config, AttentionConfig)
         self.config = config
         self.word_embeddings = nn.Embedding(config.vocab_size + 1, config.d_model)
+        # NOTE: differs from the paper: PyTorch's initialization (unit-variance embeddings);
+        # the paper's Keras model starts from small ones (wordexperts.tabular uses that).
         self.position_embeddings = nn.Parameter(torch.randn(config.seq_len, config.d_model))
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.output = nn.Linear(config.d_model, config.vocab_size)
