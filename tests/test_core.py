@@ -87,7 +87,40 @@ def test_expert_at_the_masked_slot_is_the_mask_expert():
     experts = to_experts(model)
     eta = experts.expert_logits(x)
     for i in range(4):
-        assert torch.equal(eta[:, :, i, i], experts.logit_experts[:, i, 5].expand(3, -1, -1))
+        mask_expert = experts.experts.values[:, i, 5] @ experts.output_weight.T  # (H, V)
+        assert (eta[:, :, i, i] - mask_expert).abs().max() <= TOL
+        assert torch.equal(eta[0, :, i, i], eta[2, :, i, i])  # positional: same in every row
+
+
+@pytest.mark.parametrize("block", ["plain", "bert"])
+def test_link_is_affine_at_each_mixture_exactly(block):
+    """f(z, m) = A z + b with A, b from z's LayerNorm scales and activation ratios."""
+    model = random_model(vocab_size=6, seq_len=5, n_heads=2, d_head=3, n_layers=1,
+                         block=block, seed=7)
+    engine = to_experts(model)
+    x = random_ids(model, 4, 2)
+    z = engine.mask_mixture(x, mask_id=6)                                  # (B, L, d)
+    m = engine.mask_embeddings(5, mask_id=6).expand_as(z)
+    a_map, b = engine.layers[0].link.affine(z, m)
+    assert a_map.shape == (4, 5, 6, 6)
+    linear = (a_map @ z.unsqueeze(-1)).squeeze(-1) + b
+    assert (linear - engine.layers[0].link(z, m)).abs().max() <= TOL
+    # the affine form is local: at another mixture the link is not A z' + b
+    z2 = z + torch.randn_like(z)
+    far = (a_map @ z2.unsqueeze(-1)).squeeze(-1) + b - engine.layers[0].link(z2, m)
+    assert (far.abs().max() > 1e-3) == (block == "bert")
+
+
+def test_trace_reproduces_the_model_layer_by_layer():
+    model = random_model(vocab_size=6, seq_len=5, n_heads=2, d_head=3, n_layers=3,
+                         block="bert", seed=3)
+    x = random_ids(model, 3, 4, with_mask=True)
+    trace = to_experts(model).trace(x)
+    assert trace.gates.shape == (3, 3, 2, 5, 5) and trace.hidden.shape == (4, 3, 5, 6)
+    h = model.embed(x)
+    for n, layer in enumerate(model.layers):
+        h = layer(h)
+        assert (trace.hidden[n + 1] - h).abs().max() <= TOL
 
 
 def test_expert_logits_refuses_models_that_mix_in_hidden_space():

@@ -1,34 +1,38 @@
 """The expert form of bidirectional attention: CBOW with mixture-of-experts weights.
 
-Paper.md section 2. At a masked position ``i`` the query is ``u_i = Wq m_i`` with
-``m_i = E[M] + P[i]``: a constant per position. So one head's prediction is::
+Paper.md section 2. Word ``w`` at position ``j`` enters a layer as ``e(w, j)``, a function of
+the word and the position alone (``E[w] + P[j]`` for this library's model,
+``LN(E[w] + P[j] + T[0])`` for a BERT checkpoint). At a masked position ``i`` the input is
+``m_i = e(M, i)``, so the query ``u^h_i = Wq_h m_i + bq_h`` is a constant per position and head
+``h`` of the first layer is a mixture of experts::
 
-    log p(x_i | x_-i) = log softmax( sum_j pi_ij * eta(x_j, j) )
-    pi_ij = softmax_j g_i(x_j, j)          gate:   g_i(w, j) = u_i . Wk (E[w] + P[j]) / sqrt(dk)
-    eta(w, j) = B Wo (Wv (E[w] + P[j]) + bv)    expert: a one-word CBOW predictor
+    gate     pi^h_ij = softmax_j( u^h_i . (Wk_h e(x_j, j) + bk_h) / sqrt(dh) )     x_i read as M
+    expert   nu^h(x_j, j) = Wo_h (Wv_h e(x_j, j) + bv_h)                           in R^d
+    mixture  z_i = sum_h sum_j pi^h_ij nu^h(x_j, j) + bo        heads: stacked mixtures
+    link     h_i = f(z_i, m_i)                                  the rest of the block
 
-with ``x_i`` read as the mask. :func:`to_experts` builds these parts as tables indexed by
-(position, word) from a :class:`~wordexperts.core.attention.BidirectionalAttention`:
+``f`` is the identity for a plain block (then the logits ``B z_i + c`` are CBOW with
+mixture-of-experts weights: expert ``eta^h(w, j) = B nu^h(w, j)``) and the post-LN
+feed-forward for a BERT block. Deeper layers have the same form with the previous layer's
+outputs, themselves mixtures, in place of ``e(x_j, j)``: a mixture of MoEs.
 
-    gating network  g   (H, L_i, L_j, V+1)      one score per masked position, context
-                                                position and context word
-    experts         nu  (H, L_j, V+1, d)        hidden-space expert of word w at position j;
-                    eta (H, L_j, V+1, V)        its natural parameters (plain block)
-
-and computes the model's predictions from them alone. Several heads are a sum of such
-mixtures (stacked MoEs); a BERT block applies a position-specific nonlinear link to the
-hidden-space mixture; in deeper layers the inputs are themselves mixtures, so their gates
-and experts are functions of MoEs (a mixture of MoEs).
+:class:`ExpertEngine` is the one implementation of this form, for any embedding function
+and per-layer weights: gates at every masked position from one pass (section 3: the ``L``
+masked copies differ only at their own position), word experts, mixtures, links, and a
+layer-by-layer trace. :class:`ContinuousWordExperts` (this library's
+:class:`~wordexperts.core.attention.BidirectionalAttention`, via :func:`to_experts`) and
+:class:`wordexperts.bert.checkpoint.BertExperts` (BERT checkpoints) are engines that differ
+only in their embedding function and link activation.
 """
 
 from __future__ import annotations
 
-import copy
-import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from wordexperts.core.attention import (
     AttentionConfig,
@@ -37,52 +41,113 @@ from wordexperts.core.attention import (
     masked_copies,
 )
 
-
-@dataclass(frozen=True)
-class GatingNetwork:
-    """Layer 1's gating network: query and key of every word at every position.
-
-    ``queries``, ``keys``: (H, L, V+1, dh). ``mask_scores`` (H, L_i, L_j, V+1) is the gate
-    score ``g_i(w, j)`` of word ``w`` at position ``j`` when position ``i`` is masked: a lookup
-    table, because the masked query ``u_i = queries[:, i, M]`` does not depend on the row.
-    """
-
-    queries: torch.Tensor
-    keys: torch.Tensor
-    mask_scores: torch.Tensor
-
-    @classmethod
-    def from_tables(cls, queries: torch.Tensor, keys: torch.Tensor, mask_id: int) -> GatingNetwork:
-        u = queries[:, :, mask_id]                                        # (H, L, dh)
-        scores = torch.einsum("hid,hjwd->hijw", u, keys) / math.sqrt(u.shape[-1])
-        return cls(queries=queries, keys=keys, mask_scores=scores)
-
-    def gates(self, x: torch.Tensor, mask_id: int) -> torch.Tensor:
-        """Mixture weights ``pi_ij`` at each masked position: (B, L) ids -> (B, H, L, L)."""
-        copies = masked_copies(x, mask_id)                                # (B, L_i, L_j)
-        h, length = self.mask_scores.shape[:2]
-        i = torch.arange(length).view(1, 1, length, 1)
-        j = torch.arange(length).view(1, 1, 1, length)
-        heads = torch.arange(h).view(1, h, 1, 1)
-        return self.mask_scores[heads, i, j, copies.unsqueeze(1)].softmax(-1)
+Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
-class WordExperts:
-    """Layer 1's continuous word experts, one per (head, position, word).
+class AttentionWeights:
+    """One layer's attention, heads stacked: ``Wq, Wk, Wv, Wo`` (d, d) and biases (d,)."""
 
-    ``values`` (H, L, V+1, d): ``nu^h(w, j) = Wo_h (Wv_h (E[w] + P[j]) + bv_h)``, the expert's
-    contribution in the hidden space; ``bias`` (d,): ``bo``, shared by all experts (the gates
-    sum to one).
+    w_q: torch.Tensor
+    b_q: torch.Tensor
+    w_k: torch.Tensor
+    b_k: torch.Tensor
+    w_v: torch.Tensor
+    b_v: torch.Tensor
+    w_o: torch.Tensor
+    b_o: torch.Tensor
+
+
+class IdentityLink:
+    """The plain block's link: the layer's output is the mixture itself, ``f(z, h) = z``."""
+
+    def __call__(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def affine(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, b)`` with ``f(z, h) = A z + b``: the identity, ``b = 0``."""
+        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
+        return eye.expand(*z.shape, z.shape[-1]), torch.zeros_like(z)
+
+
+@dataclass(frozen=True)
+class PostLNLink:
+    """The post-LN BERT block after its attention: ``y = LN1(h + z)``,
+    ``f(z, h) = LN2(y + W2 act(W1 y + b1) + b2)``; ``h`` is the position's layer input."""
+
+    norm1: tuple[torch.Tensor, torch.Tensor]
+    w_1: torch.Tensor
+    b_1: torch.Tensor
+    w_2: torch.Tensor
+    b_2: torch.Tensor
+    norm2: tuple[torch.Tensor, torch.Tensor]
+    eps: float
+    activation: Activation
+
+    def _norm(self, x: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return F.layer_norm(x, (x.shape[-1],), norm[0], norm[1], self.eps)
+
+    def __call__(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        y = self._norm(h + z, self.norm1)
+        ffn = F.linear(self.activation(F.linear(y, self.w_1, self.b_1)), self.w_2, self.b_2)
+        return self._norm(y + ffn, self.norm2)
+
+    def affine(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, b)``, (..., d, d) and (..., d), with ``f(z, h) = A z + b`` exactly at this ``z``.
+
+        Each LayerNorm is affine once its scale ``sqrt(var + eps)`` is fixed, and the
+        activation is ``act(a) = r * a`` with the ratio ``r = act(a) / a`` (0 where ``a = 0``);
+        with the scales and ratios of this ``z`` the link is an affine map of ``z``. They are
+        functions of the whole mixture, so ``A`` and ``b`` change with ``z``: this splits
+        ``f(z)`` along a split of ``z``, it does not say what ``f`` would give without a part.
+        """
+        d = z.shape[-1]
+
+        def scale(x: torch.Tensor) -> torch.Tensor:  # LayerNorm's 1 / sqrt(var + eps)
+            return (x.var(-1, unbiased=False, keepdim=True) + self.eps).rsqrt()
+
+        def centre(v: torch.Tensor) -> torch.Tensor:
+            return v - v.mean(-1, keepdim=True)
+
+        r1 = h + z
+        y = self._norm(r1, self.norm1)
+        a = F.linear(y, self.w_1, self.b_1)
+        ratio = torch.where(a == 0, torch.zeros_like(a), self.activation(a) / a)
+        s = y + F.linear(self.activation(a), self.w_2, self.b_2)
+        g1, g2 = self.norm1[0] * scale(r1), self.norm2[0] * scale(s)        # (..., d)
+        # A v = g2 * centre(M2(g1 * centre(v))), M2(v) = v + W2 (ratio * W1 v); columns of A
+        basis = torch.eye(d, dtype=z.dtype, device=z.device)                 # rows: e_k
+        v = g1.unsqueeze(-2) * centre(basis)                                 # (..., d, d)
+        v = v + F.linear(ratio.unsqueeze(-2) * F.linear(v, self.w_1), self.w_2)
+        a_map = (g2.unsqueeze(-2) * centre(v)).transpose(-1, -2)             # (..., d, d)
+        return a_map, self(z, h) - (a_map @ z.unsqueeze(-1)).squeeze(-1)
+
+
+Link = IdentityLink | PostLNLink
+
+
+@dataclass(frozen=True)
+class ExpertLayer:
+    """One layer in the expert form: its attention weights and the link after the mixture."""
+
+    attention: AttentionWeights
+    link: Link
+
+
+@dataclass(frozen=True)
+class ExpertTrace:
+    """Sequences recomputed layer by layer through the expert form.
+
+    For ids of shape (..., L): ``gates`` (n_layers, ..., H, L, L), row ``i`` being position
+    ``i``'s gate over the context positions ``j``; ``experts`` (n_layers, ..., H, L, d),
+    ``nu^h_l(j) = Wo_h (Wv_h h^(l-1)_j + bv_h)`` (layer 1: the word experts
+    ``nu^h(x_j, j)``); ``hidden`` (n_layers + 1, ..., L, d): the embedding, then every
+    layer's output.
     """
 
-    values: torch.Tensor
-    bias: torch.Tensor
-
-    def pick(self, copies: torch.Tensor) -> torch.Tensor:
-        """The experts of the words in each copy: (B, L_i, L_j) -> (B, L_i, H, L_j, d)."""
-        length = copies.shape[-1]
-        return self.values[:, torch.arange(length), copies].movedim(0, -3)
+    gates: torch.Tensor
+    experts: torch.Tensor
+    hidden: torch.Tensor
 
 
 def mixture(gates: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
@@ -90,16 +155,145 @@ def mixture(gates: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     return torch.einsum("...hij,...hjd->...id", gates, experts)
 
 
-class ContinuousWordExperts:
+class ExpertEngine:
+    """Gates, word experts, mixtures and links of a stack of attention layers (section 2).
+
+    ``embed`` maps ids (..., L) to the first layer's inputs ``e(x_j, j)`` (..., L, d), a
+    function of each word and its position alone; ``layers`` hold each layer's weights
+    (a snapshot: the engine never calls a model's own forward). Evaluated without dropout.
+
+    Shapes (``L`` positions, ``H`` heads): ``mask_gates``: (..., L) -> (..., H, L, L);
+    ``mask_experts``: (..., L) -> (..., H, L, L, d); ``masked_hidden``: (..., L) ->
+    (..., L, d); ``trace``: (..., L) -> :class:`ExpertTrace`.
+    """
+
+    def __init__(self, layers: Sequence[ExpertLayer], *, n_heads: int,
+                 embed: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.layers = list(layers)
+        self.n_layers = len(self.layers)
+        self.n_heads = n_heads
+        self.d_model: int = self.layers[0].attention.w_q.shape[0]
+        self.d_head = self.d_model // n_heads
+        self._embed = embed
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """``e(x_j, j)``: (..., L) -> (..., L, d)."""
+        return self._embed(ids)
+
+    def mask_embeddings(self, length: int, *, mask_id: int) -> torch.Tensor:
+        """``m_i = e(M, i)`` for ``i < length``: (L, d). A function of the position alone."""
+        return self._embed(torch.full((length,), mask_id, dtype=torch.long))
+
+    def heads(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``W h + b`` split into heads: (..., L, d) -> (..., H, L, dh)."""
+        return F.linear(h, w, b).unflatten(-1, (self.n_heads, self.d_head)).transpose(-3, -2)
+
+    def gate(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``softmax_j(q_i . k_j / sqrt(dh))``: (..., H, L, dh) twice -> (..., H, L, L)."""
+        # scaled as transformers does (product, then * dh^-1/2): BERT's scores reach ~90,
+        # so in float32 another rounding order alone moves gates by ~1e-6
+        return ((q @ k.transpose(-1, -2)) * self.d_head**-0.5).softmax(-1)
+
+    def layer_experts(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """Layer ``layer``'s experts ``nu^h_j = Wo_h (Wv_h h_j + bv_h)``: (..., L, d) ->
+        (..., H, L, d), in the hidden space; the bias ``bo`` is shared by all of them."""
+        w = self.layers[layer].attention
+        v = self.heads(h, w.w_v, w.b_v)                                      # (..., H, L, dh)
+        w_o = w.w_o.view(self.d_model, self.n_heads, self.d_head)
+        return torch.einsum("...hjk,dhk->...hjd", v, w_o)
+
+    def mask_gates(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+        """Layer 1's gates ``pi^h_ij`` at every masked position ``i`` from one pass:
+        (..., L) -> (..., H, L, L).
+
+        Row ``i`` is the gate when ``x_i`` is replaced by the mask: the query comes from
+        ``m_i`` alone (the gating network), the keys are those of the row's words except at
+        ``j = i``, read as the mask (section 3).
+        """
+        w = self.layers[0].attention
+        m = self.mask_embeddings(ids.shape[-1], mask_id=mask_id)
+        u = self.heads(m, w.w_q, w.b_q)                                      # (H, L, dh)
+        k = self.heads(self.embed(ids), w.w_k, w.b_k)                        # (..., H, L, dh)
+        k_mask = self.heads(m, w.w_k, w.b_k)
+        eye = torch.eye(ids.shape[-1], dtype=torch.bool)
+        scores = torch.where(eye, u @ k_mask.transpose(-1, -2), u @ k.transpose(-1, -2))
+        return (scores * self.d_head**-0.5).softmax(-1)
+
+    def mask_experts(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+        """Layer 1's experts at every masked position: (..., L) -> (..., H, L_i, L_j, d).
+
+        Entry ``[..., h, i, j]`` is ``nu^h(x_j, j)`` when ``x_i`` is masked (``j = i``: the
+        mask's own, positional expert ``nu^h(M, i)``).
+        """
+        nu = self.layer_experts(0, self.embed(ids))                                # (..., H, L, d)
+        nu_mask = self.layer_experts(0, self.mask_embeddings(ids.shape[-1], mask_id=mask_id))
+        eye = torch.eye(ids.shape[-1], dtype=torch.bool).unsqueeze(-1)
+        return torch.where(eye, nu_mask.unsqueeze(-3), nu.unsqueeze(-3))
+
+    def masked_hidden(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+        """The last layer's output at each masked position ``i``: (..., L) -> (..., L, d).
+
+        One layer: the link of layer 1's mixture at every masked position, from one pass.
+        Several layers: the ``L`` masked copies, recomputed layer by layer (mixture of MoEs).
+        """
+        if self.n_layers == 1:
+            z = self.mask_mixture(ids, mask_id=mask_id)
+            m = self.mask_embeddings(ids.shape[-1], mask_id=mask_id)
+            return self.layers[0].link(z, m.expand_as(z))
+        hidden = self.trace(masked_copies(ids, mask_id)).hidden[-1]          # (..., Li, L, d)
+        return hidden.diagonal(dim1=-3, dim2=-2).transpose(-1, -2)
+
+    def mask_mixture(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+        """Layer 1's mixture ``z_i = sum_h sum_j pi^h_ij nu^h(x_j, j) + bo`` at every masked
+        position ``i`` (``x_i`` read as the mask): (..., L) -> (..., L, d)."""
+        gates = self.mask_gates(ids, mask_id=mask_id)                        # (..., H, Li, Lj)
+        experts = self.mask_experts(ids, mask_id=mask_id)                    # (..., H, Li, Lj, d)
+        z = torch.einsum("...hij,...hijd->...id", gates, experts)
+        return z + self.layers[0].attention.b_o
+
+    def trace(self, ids: torch.Tensor) -> ExpertTrace:
+        """Recompute the stack on ``ids`` (as given, masks included) layer by layer.
+
+        Each layer: gates ``softmax_j(q_i . k_j / sqrt(dh))`` per head, experts
+        ``nu^h(j) = Wo_h (Wv_h h_j + bv_h)``, the mixture ``sum_h sum_j pi^h_ij nu^h(j) + bo``
+        (:func:`mixture`) and the link. For a row with the mask at ``i``, row ``i`` of layer
+        1's gates equals :meth:`mask_gates`'s row ``i``.
+        """
+        h = self.embed(ids)
+        hidden, gates, experts = [h], [], []
+        for n, layer in enumerate(self.layers):
+            w = layer.attention
+            g = self.gate(self.heads(h, w.w_q, w.b_q), self.heads(h, w.w_k, w.b_k))
+            nu = self.layer_experts(n, h)
+            h = layer.link(mixture(g, nu) + w.b_o, h)
+            hidden.append(h)
+            gates.append(g)
+            experts.append(nu)
+        return ExpertTrace(gates=torch.stack(gates), experts=torch.stack(experts),
+                           hidden=torch.stack(hidden))
+
+
+@dataclass(frozen=True)
+class WordExperts:
+    """Layer 1's word experts of every word at every position, as a table.
+
+    ``values`` (H, L, V+1, d): ``nu^h(w, j) = Wo_h (Wv_h (E[w] + P[j]) + bv_h)``, the mask
+    (id ``V``) included; ``bias`` (d,): ``bo``, shared by all experts (the gates sum to one).
+    """
+
+    values: torch.Tensor
+    bias: torch.Tensor
+
+
+class ContinuousWordExperts(ExpertEngine):
     """A :class:`BidirectionalAttention` model rewritten as mixtures of continuous word experts.
 
-    Built by :func:`to_experts`; a snapshot of the model's weights, evaluated without dropout.
-    Parts: ``gating`` (:class:`GatingNetwork`) and ``experts`` (:class:`WordExperts`) of layer
-    1, ``logit_experts`` (H, L, V+1, V) and ``logit_bias`` (V,) for a one-layer plain model,
-    and the continuous layers 2.. (``blocks[1:]``) whose inputs are mixtures.
+    Built by :func:`to_experts`: an :class:`ExpertEngine` with ``e(w, j) = E[w] + P[j]`` and
+    the model's links (identity for a plain block, post-LN ReLU for a BERT block), a
+    snapshot of the weights, evaluated without dropout; plus the output layer ``B, c``.
 
-    Shapes: ``gates``: (B, L) -> (B, H, L, L); ``expert_logits``: (B, L) -> (B, H, L, L, V);
-    ``masked_log_probs``: (B, L) -> (B, L, V).
+    Shapes: ``gates``: (B, L) -> (B, H, L, L); ``expert_values``: (B, L) -> (B, H, L, L, d);
+    ``expert_logits``: (B, L) -> (B, H, L, L, V); ``masked_log_probs``: (B, L) -> (B, L, V).
 
     >>> _ = torch.manual_seed(0)
     >>> model = BidirectionalAttention(AttentionConfig(vocab_size=10, seq_len=6)).double()
@@ -114,41 +308,73 @@ class ContinuousWordExperts:
     def __init__(self, model: BidirectionalAttention) -> None:
         self.config: AttentionConfig = model.config
         cfg = self.config
-        self.blocks = copy.deepcopy(model.layers).eval()
-        self.output = copy.deepcopy(model.output).eval()
         with torch.no_grad():
-            # every word at every position: (L, V+1, d)
-            self.tokens = model.word_embeddings.weight[None] + model.position_embeddings[:, None]
-            attn = self.blocks[0].self_attn
-            queries, keys, values = (part.transpose(0, 1)                  # (H, L, V+1, dh)
-                                     for part in attn.heads(self.tokens, "qkv"))
-            w_out = attn.out_proj.weight.view(cfg.d_model, cfg.n_heads, cfg.d_head)
-            self.gating = GatingNetwork.from_tables(queries, keys, cfg.mask_id)
-            self.experts = WordExperts(
-                values=torch.einsum("hlwk,dhk->hlwd", values, w_out),
-                bias=attn.out_proj.bias.clone(),
-            )
-            self.logit_experts = self.experts.values @ self.output.weight.T  # (H, L, V+1, V)
-            self.logit_bias = self.output.weight @ self.experts.bias + self.output.bias
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        layers = []
+        for n in range(cfg.n_layers):
+            p = f"layers.{n}."
+            w_q, w_k, w_v = state[p + "self_attn.in_proj_weight"].chunk(3)
+            b_q, b_k, b_v = state[p + "self_attn.in_proj_bias"].chunk(3)
+            attention = AttentionWeights(w_q=w_q, b_q=b_q, w_k=w_k, b_k=b_k, w_v=w_v, b_v=b_v,
+                                         w_o=state[p + "self_attn.out_proj.weight"],
+                                         b_o=state[p + "self_attn.out_proj.bias"])
+            if cfg.block == "bert":
+                link: Link = PostLNLink(
+                    norm1=(state[p + "norm1.weight"], state[p + "norm1.bias"]),
+                    w_1=state[p + "linear1.weight"], b_1=state[p + "linear1.bias"],
+                    w_2=state[p + "linear2.weight"], b_2=state[p + "linear2.bias"],
+                    norm2=(state[p + "norm2.weight"], state[p + "norm2.bias"]),
+                    eps=cfg.ln_eps, activation=F.relu,
+                )
+            else:
+                link = IdentityLink()
+            layers.append(ExpertLayer(attention=attention, link=link))
+        self.word_embeddings = state["word_embeddings.weight"]                # (V+1, d)
+        self.position_embeddings = state["position_embeddings"]               # (L, d)
+        self.output_weight = state["output.weight"]                           # B: (V, d)
+        self.output_bias = state["output.bias"]                               # c: (V,)
+        super().__init__(layers, n_heads=cfg.n_heads, embed=self._word_and_position)
+
+    def _word_and_position(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.word_embeddings[ids] + self.position_embeddings[: ids.shape[-1]]
 
     def _ids(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         return as_ids(x, self.config)
+
+    @property
+    def experts(self) -> WordExperts:
+        """Layer 1's experts of every word (mask included) at every position, (H, L, V+1, d)."""
+        tokens = self.word_embeddings[None] + self.position_embeddings[:, None]  # (L, V+1, d)
+        values = self.layer_experts(0, tokens.transpose(0, 1))                # (V+1, H, L, d)
+        return WordExperts(values=values.permute(1, 2, 0, 3), bias=self.layers[0].attention.b_o)
+
+    def output(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits over the ``V`` words, ``B h + c``: (..., d) -> (..., V)."""
+        return F.linear(h, self.output_weight, self.output_bias)
+
+    @property
+    def logit_bias(self) -> torch.Tensor:
+        """``c' = B bo + c`` (V,): a one-layer plain model's logits are ``c'`` plus the
+        mixture of the logit experts."""
+        return self.output(self.layers[0].attention.b_o)
 
     @torch.no_grad()
     def gates(self, x: torch.Tensor | np.ndarray, *, layer: int = 0) -> torch.Tensor:
         """Mixture weights ``pi_ij`` of layer ``layer`` (0-based) at each masked position ``i``.
 
         (B, L) -> (B, H, L, L): row ``i`` is the gate over context positions ``j`` when ``x_i``
-        is masked; non-negative, summing to one over ``j``. Layer 0 reads the gating
-        network's table (section 2: the masked query is a per-position constant); deeper
-        layers' gates are computed from the previous layer's mixtures (mixture of MoEs).
+        is masked; non-negative, summing to one over ``j``. Layer 0 is the gating network
+        (section 2: the masked query is a per-position constant), from one pass; deeper
+        layers' gates are computed from the previous layer's mixtures (mixture of MoEs), on
+        the ``L`` masked copies.
         """
         x = self._ids(x)
         if not 0 <= layer < self.config.n_layers:
             raise ValueError(f"layer must be in 0..{self.config.n_layers - 1}, got {layer}")
         if layer == 0:
-            return self.gating.gates(x, self.config.mask_id)
-        return self._through_layers(x)[1][layer]
+            return self.mask_gates(x, mask_id=self.config.mask_id)
+        gates = self.trace(masked_copies(x, self.config.mask_id)).gates[layer]  # (B,Li,H,L,L)
+        return gates.diagonal(dim1=1, dim2=3).movedim(-1, 2)
 
     @torch.no_grad()
     def expert_values(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -156,12 +382,12 @@ class ContinuousWordExperts:
 
         Entry ``[b, h, i, j]`` is ``nu^h(x_j, j)`` when ``x_i`` is masked (``j = i``: the mask).
         """
-        copies = masked_copies(self._ids(x), self.config.mask_id)
-        return self.experts.pick(copies).transpose(1, 2)
+        return self.mask_experts(self._ids(x), mask_id=self.config.mask_id)
 
     @torch.no_grad()
     def expert_logits(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Natural parameters ``eta^h(x_j, j)`` of each expert: (B, L) -> (B, H, L, L, V).
+        """Natural parameters ``eta^h(x_j, j) = B nu^h(x_j, j)`` of each expert:
+        (B, L) -> (B, H, L, L, V).
 
         Entry ``[b, h, i, j]`` is what context word ``j`` alone votes for position ``i``.
         Defined for one plain layer, where the mixture happens in logit space (section 2);
@@ -173,9 +399,7 @@ class ContinuousWordExperts:
                 "expert_logits needs one plain layer (logits are linear in the mixture); "
                 f"this model has n_layers={cfg.n_layers}, block={cfg.block!r}: use expert_values"
             )
-        copies = masked_copies(self._ids(x), cfg.mask_id)
-        length = copies.shape[-1]
-        return self.logit_experts[:, torch.arange(length), copies].movedim(0, 1)
+        return self.expert_values(x) @ self.output_weight.T
 
     @torch.no_grad()
     def masked_log_probs(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -184,61 +408,20 @@ class ContinuousWordExperts:
         - One plain layer, any number of heads: ``log softmax(c' + sum_h sum_j pi^h_ij
           eta^h(x_j, j))``: CBOW with mixture-of-experts weights, heads stacked (section 2).
         - One BERT layer: the link ``f_i`` of the hidden-space mixture ``sum_h sum_j pi^h_ij
-          nu^h(x_j, j)`` (section 2, last bullet).
+          nu^h(x_j, j) + bo`` (section 2, last bullet).
         - Several layers: layer 1's mixtures feed layer 2's gates and experts, and so on
-          (mixture of MoEs).
+          (mixture of MoEs), on the ``L`` masked copies.
         """
         x = self._ids(x)
-        cfg = self.config
-        if cfg.n_layers == 1:
-            gates = self.gates(x)                                              # (B, H, L, L)
-            if cfg.block == "plain":
-                eta = self.expert_logits(x)                                    # (B, H, L, L, V)
-                logits = self.logit_bias + torch.einsum("bhij,bhijv->biv", gates, eta)
-                return logits.log_softmax(-1)
-            z = torch.einsum("bhij,bhijd->bid", gates, self.expert_values(x)) + self.experts.bias
-            mask_tokens = self.tokens[:, cfg.mask_id]                          # m_i: (L, d)
-            return self.output(self.blocks[0].link(z, mask_tokens.expand_as(z))).log_softmax(-1)
-        return self.output(self._through_layers(x)[0]).log_softmax(-1)
-
-    def _through_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Run the ``L`` masked copies as mixtures, layer by layer.
-
-        Returns the last hidden state at each copy's masked position (B, L, d) and, per
-        layer, the gates at the masked positions (B, H, L, L).
-        """
-        cfg = self.config
-        copies = masked_copies(x, cfg.mask_id)                                 # (B, L_i, L)
-        length = cfg.seq_len
-        positions = torch.arange(length)
-        # layer 1: gating network and word experts, read from the tables, for every position
-        q = self.gating.queries[:, positions, copies].movedim(0, -3)          # (B, Li, H, L, dh)
-        k = self.gating.keys[:, positions, copies].movedim(0, -3)
-        gates = (q @ k.transpose(-1, -2) / math.sqrt(cfg.d_head)).softmax(-1)  # (B, Li, H, L, L)
-        z = mixture(gates, self.experts.pick(copies)) + self.experts.bias     # (B, Li, L, d)
-        h = self.blocks[0].link(z, self.tokens[positions, copies])
-        all_gates = [gates]
-        # layers 2..: the experts are the previous layer's mixtures, read continuously
-        for block in self.blocks[1:]:
-            attn = block.self_attn
-            q, k, v = attn.heads(h, "qkv")                                     # (B, Li, H, L, dh)
-            gates = attn.scores(q, k).softmax(-1)
-            w_out = attn.out_proj.weight.view(cfg.d_model, cfg.n_heads, cfg.d_head)
-            experts = torch.einsum("...hlk,dhk->...hld", v, w_out)
-            h = block.link(mixture(gates, experts) + attn.out_proj.bias, h)
-            all_gates.append(gates)
-        gates_at_mask = [g.diagonal(dim1=1, dim2=3).movedim(-1, 2) for g in all_gates]
-        return h.diagonal(dim1=1, dim2=2).transpose(1, 2), gates_at_mask
+        return self.output(self.masked_hidden(x, mask_id=self.config.mask_id)).log_softmax(-1)
 
 
 def to_experts(model: BidirectionalAttention) -> ContinuousWordExperts:
     """The expert form of ``model`` (paper.md section 2): gating network, experts, mixtures.
 
     The result computes the same ``log p(x_i | x_-i)`` as ``model.masked_log_probs`` (to
-    rounding) from the gates ``pi_ij`` and experts ``eta(x_j, j)`` alone.
+    rounding) from the gates ``pi_ij`` and experts ``nu(x_j, j)`` alone.
     """
     if not isinstance(model, BidirectionalAttention):
         raise ValueError(f"model must be a BidirectionalAttention, got {type(model).__name__}")
     return ContinuousWordExperts(model)
-
-
