@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from sklearn.utils.estimator_checks import check_estimator
 
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
 from wordexperts.core.training import copy_loss, mlm_loss
 from wordexperts.datasets import make_shift_simulation
-from wordexperts.tabular import WordExpertsClassifier
+from wordexperts.tabular import WordExpertsClassifier, one_block
 from wordexperts.tabular.one_block import OneBlockMLM, fit_one_block, paper_init
 
 
@@ -67,28 +68,78 @@ def test_fast_objective_with_one_cell_per_row_equals_core_copy_loss():
     assert np.abs(grad - expected).max() <= 1e-10
 
 
-def test_fast_objective_restricted_softmax_and_mask_inputs_match_the_core_model():
-    """Per-position classes and masked (missing) input cells, against the core forward."""
-    model = core_model(vocab=7, length=3)
-    classes = np.array([[0, 1, -1], [2, 3, 4], [5, 6, -1]])        # 3 columns' own words
-    rng = np.random.default_rng(3)
-    codes = np.stack([rng.integers(0, 2, 20), rng.integers(0, 3, 20), rng.integers(0, 2, 20)], 1)
-    x = np.take_along_axis(np.broadcast_to(classes, (20, 3, 3)), codes[..., None], 2)[..., 0]
-    x[0, 1] = x[5, 2] = 7                                           # missing: the mask
-    weight = (x != 7).astype(float)
-    log_probs = model.masked_log_probs(torch.from_numpy(x))        # (B, L, V)
+def full_vocabulary_loss(model, x, codes, weight, classes):
+    """The previous computation, as a plain reference: logits over the whole vocabulary at
+    every position (the core model's single pass), then each position's softmax restricted
+    to its own words by indexing, weighted per cell."""
+    log_probs = model.masked_logits(torch.from_numpy(x)).log_softmax(-1)    # (B, L, V)
     loss = 0
     for i, words in enumerate(classes):
-        words = torch.from_numpy(words[words >= 0])
-        restricted = log_probs[:, i, words].log_softmax(-1)
-        picked = restricted[torch.arange(20), torch.from_numpy(codes[:, i])]
+        restricted = log_probs[:, i, torch.from_numpy(words)].log_softmax(-1)
+        picked = restricted[torch.arange(len(x)), torch.from_numpy(codes[:, i])]
         loss = loss - (picked * torch.from_numpy(weight[:, i])).sum()
-    loss = loss / weight.sum()
+    return loss / weight.sum()
+
+
+def ragged_table(classes, n, mask, seed=3):
+    """Rows of a table whose position i takes words ``classes[i]``; a few cells missing."""
+    rng = np.random.default_rng(seed)
+    codes = np.stack([rng.integers(0, len(c), n) for c in classes], 1)
+    x = np.stack([c[codes[:, i]] for i, c in enumerate(classes)], 1)
+    x[0, 1] = x[5, -1] = mask                                        # missing: the mask
+    return x, codes, (x != mask) * rng.uniform(0.5, 2.0, x.shape)
+
+
+@pytest.mark.parametrize("block", ["plain", "bert"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_per_column_output_equals_the_full_vocabulary_computation(block, shared):
+    """Ragged class counts (2, 3, 5, 3 words), masked inputs, weighted cells; with a shared
+    vocabulary several positions output the same words (their gradients add up)."""
+    if shared:
+        classes = [np.array([0, 1]), np.array([2, 3, 4]), np.array([0, 1, 2, 3, 4]),
+                   np.array([1, 3, 4])]
+    else:
+        classes = [np.array([0, 1]), np.array([2, 3, 4]), np.array([5, 6, 7, 8, 9]),
+                   np.array([10, 11, 12])]
+    model = core_model(block, vocab=13, length=4)
+    x, codes, weight = ragged_table(classes, 30, model.config.mask_id)
+    loss = full_vocabulary_loss(model, x, codes, weight, classes)
     expected = core_gradient(model, loss)
-    fast_loss, grad = fast_gradient(OneBlockMLM(model, classes=classes, dtype=np.float64),
-                                    model, x, codes, weight)
+    objective = OneBlockMLM(model, classes=classes, dtype=np.float64)
+    fast_loss, grad = fast_gradient(objective, model, x, codes, weight)
     assert abs(fast_loss - loss.item()) <= 1e-10
     assert np.abs(grad - expected).max() <= 1e-10
+
+
+def test_chunked_logits_equal_one_block_of_logits(monkeypatch):
+    """The output layer computed a position at a time (a tiny CHUNK) gives the same numbers."""
+    classes = [np.arange(4), np.arange(4, 9), np.arange(9, 13), np.arange(13, 16)]
+    model = core_model(vocab=16, length=4)
+    x, codes, weight = ragged_table(classes, 25, model.config.mask_id)
+    objective = OneBlockMLM(model, classes=classes, dtype=np.float64)
+    whole = fast_gradient(objective, model, x, codes, weight)
+    monkeypatch.setattr(one_block, "CHUNK", 1)
+    chunked = fast_gradient(objective, model, x, codes, weight)
+    assert abs(whole[0] - chunked[0]) <= 1e-12
+    assert np.abs(whole[1] - chunked[1]).max() <= 1e-12
+
+
+def test_forward_head_backward_chain_to_loss_and_grad():
+    classes = [np.arange(3), np.arange(3, 7), np.arange(7, 10)]
+    model = core_model(vocab=10, length=3)
+    x, codes, weight = ragged_table(classes, 12, model.config.mask_id)
+    objective = OneBlockMLM(model, classes=classes, dtype=np.float64)
+    theta = objective.flatten(model)
+    h, cache = objective.forward(theta, x.T.copy())
+    with torch.no_grad():
+        core_h = model.layers[0].single_pass(model.embed(torch.from_numpy(x)),
+                                             model.mask_embeddings())
+    assert np.abs(h.transpose(2, 1, 0) - core_h.numpy()).max() <= 1e-12
+    grad = np.zeros_like(theta)
+    loss, dh = objective.head(theta, h, codes.T.copy(), weight.T.copy(), grad)
+    objective.backward(theta, cache, dh, grad)
+    expected_loss, expected = fast_gradient(objective, model, x, codes, weight)
+    assert loss == expected_loss and np.array_equal(grad, expected)
 
 
 def test_fast_gradient_with_dropout_matches_finite_differences():
@@ -127,11 +178,11 @@ def test_fit_one_block_is_deterministic_learns_and_validates():
     (m1, h1), (m2, h2) = fit(0), fit(0)
     assert h1 == h2
     assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
-    assert h1[-1] < h1[0]
+    assert h1.loss[-1] < h1.loss[0]
     with torch.no_grad():
         log_probs = m1.masked_log_probs(torch.from_numpy(X))
     assert (log_probs[:, 1].argmax(-1).numpy() == a).mean() > 0.95
-    assert fit(0, "copies")[1][-1] < h1[0]
+    assert fit(0, "copies")[1].loss[-1] < h1.loss[0]
     model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, block="bert"))
     with pytest.raises(ValueError, match="mask"):
         fit_one_block(model, X + 2)
@@ -140,12 +191,39 @@ def test_fit_one_block_is_deterministic_learns_and_validates():
 
 
 def test_paper_init_is_the_keras_initialization():
-    model = BidirectionalAttention(AttentionConfig(vocab_size=10, seq_len=6, block="bert"))
+    """Each kernel is uniform on [-limit, limit] with the limit Keras computes (a
+    Kolmogorov-Smirnov test against that distribution, which all zeros or a wrong limit
+    fail); biases zero; LayerNorm scale one and shift zero."""
+    V, L, d, H, f = 1000, 30, 20, 5, 5
+    model = BidirectionalAttention(AttentionConfig(vocab_size=V, seq_len=L, d_model=d,
+                                                   n_heads=H, d_ff=f, block="bert"))
     paper_init(model, np.random.default_rng(0))
-    assert model.word_embeddings.weight.abs().max() <= 0.05
-    assert model.position_embeddings.abs().max() <= np.sqrt(6 / 26)
-    assert model.layers[0].self_attn.in_proj_bias.abs().max() == 0
-    assert model.output.bias.abs().max() == 0
+    block = model.layers[0]
+
+    def glorot(fan_in, fan_out):
+        return np.sqrt(6 / (fan_in + fan_out))
+
+    limits = {
+        "word embeddings": (model.word_embeddings.weight, 0.05),
+        "positions": (model.position_embeddings, glorot(L, d)),
+        "in_proj": (block.self_attn.in_proj_weight, glorot(d * H, d * d // H)),
+        "out_proj": (block.self_attn.out_proj.weight, glorot(d, H * d)),
+        "linear1": (block.linear1.weight, glorot(d, f)),
+        "linear2": (block.linear2.weight, glorot(f, d)),
+        "output": (model.output.weight, glorot(d, V)),
+    }
+    for name, (param, limit) in limits.items():
+        values = param.detach().numpy().ravel().astype(np.float64)
+        fit = stats.kstest(values, stats.uniform(loc=-limit, scale=2 * limit).cdf)
+        assert fit.pvalue > 1e-3, (name, fit)
+        assert np.abs(values).max() <= limit
+        wrong = stats.kstest(values, stats.uniform(loc=-1.2 * limit, scale=2.4 * limit).cdf)
+        assert wrong.pvalue < 1e-3 or len(values) < 200, name   # the limit is tested
+    for bias in (block.self_attn.in_proj_bias, block.self_attn.out_proj.bias,
+                 block.linear1.bias, block.linear2.bias, model.output.bias,
+                 block.norm1.bias, block.norm2.bias):
+        assert torch.count_nonzero(bias) == 0
+    assert torch.all(block.norm1.weight == 1) and torch.all(block.norm2.weight == 1)
 
 
 # ---------------------------------------------------------------- the estimator
@@ -186,7 +264,7 @@ def test_fit_predict_score_and_attributes(table, fitted):
     np.testing.assert_allclose(np.exp(fitted.predict_log_proba(X)), proba, rtol=1e-5)
     assert (fitted.predict(X) == fitted.classes_[proba.argmax(1)]).all()
     assert fitted.score(X, y) > 0.85
-    assert len(fitted.history_) == 60
+    assert len(fitted.history_.loss) == 60 and fitted.history_.step[-1] == 240
 
 
 def test_shared_vocabulary_for_common_codes_and_the_paper_preset():
@@ -198,7 +276,7 @@ def test_shared_vocabulary_for_common_codes_and_the_paper_preset():
     per = WordExpertsClassifier(vocabulary="per_column", epochs=2, random_state=0).fit(X, y)
     assert per.n_words_ == 12
     paper = WordExpertsClassifier(preset="paper", epochs=2, random_state=0).fit(X, y)
-    assert paper.vocabulary_ == "shared" and len(paper.history_) == 2
+    assert paper.vocabulary_ == "shared" and len(paper.history_.loss) == 2
     assert paper.get_params()["method"] is None
     settings = paper.effective_params()
     assert (settings["method"], settings["lr"], settings["dropout"]) == ("copies", 1e-3, 0.1)
@@ -288,7 +366,7 @@ def test_gates_are_the_target_rows_of_the_expert_form(table, fitted):
     assert gates.shape == (len(X), 5, 5)                            # heads, features + target
     assert (gates >= 0).all()
     np.testing.assert_allclose(gates.sum(-1), 1, rtol=1e-5)
-    ids = fitted._ids(fitted._encode(X))
+    ids = fitted.word_ids(X)
     expected = to_experts(fitted.model_).gates(ids)[:, :, -1].numpy()
     assert np.array_equal(gates, expected)
 

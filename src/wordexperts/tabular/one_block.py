@@ -9,37 +9,118 @@ short axes — positions, heads, features — never form the inner loop), with A
 buffer. Same loss and gradient as :func:`wordexperts.core.training.mlm_loss` (tested in float64).
 
 Beyond ``mlm_loss`` the objective takes what a table needs: a weight per cell (0 for a
-missing cell, or for every column but the target) and, per position, the words the softmax
-runs over (a column's own categories). Dropout acts where the paper's Keras block has it: on
-the attention output and on the feed-forward output, before each residual sum.
+missing cell, or for every column but the target) and, per position, the words its softmax
+runs over (a column's own categories: :class:`OutputClasses`). Each position's logits are
+computed for its own words only, by gathering their output rows, so a step costs
+``B x (sum of the positions' class counts) x d`` for the output layer, not ``B x L x V``.
+Dropout acts where the paper's Keras block has it: on the attention output and on the
+feed-forward output, before each residual sum.
 
-Shapes: ``x``, ``target``, ``weight``: (L, B) — batch last; ``classes``: (L, K) word ids.
+Shapes: ``x``, ``target``, ``weight``: (L, B) — batch last; ``target`` holds each cell's
+class index into its position's words.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
-from wordexperts.core.attention import BidirectionalAttention, as_ids
-from wordexperts.core.training import check_training_args
+from wordexperts.core.attention import BidirectionalAttention, Method, as_ids
+from wordexperts.core.loop import History, linear_warmup_decay, run_loop
+from wordexperts.core.threads import single_thread
 
-Method = Literal["single_pass", "copies"]
+__all__ = ["WARMUP", "OneBlockMLM", "OutputClasses", "fit_one_block", "paper_init"]
+
 #: Share of the steps over which ``lr_schedule="linear"`` warms the learning rate up.
 WARMUP = 0.05
+#: Elements of the largest logits block computed at once (positions x classes x rows).
+CHUNK = 1 << 21
+
+
+class OutputClasses:
+    """The words each position's softmax runs over, in a flat (ragged) layout.
+
+    ``classes[i]``: the word ids of position ``i`` (``K_i`` of them, distinct). The class
+    index ``k`` of position ``i`` is flat index ``offsets[i] + k`` of ``words``. Positions
+    with the same ``K`` form a group, so their logits are one batched matrix product; no
+    position is padded to another's size.
+
+    >>> out = OutputClasses([np.array([0, 1]), np.array([2, 3, 4]), np.array([0, 1])])
+    >>> out.sizes.tolist(), out.offsets.tolist(), [g.tolist() for g, _ in out.groups]
+    ([2, 3, 2], [0, 2, 5, 7], [[0, 2], [1]])
+    """
+
+    def __init__(self, classes: Sequence[np.ndarray], *, vocab_size: int | None = None) -> None:
+        classes = [np.asarray(c) for c in classes]
+        for i, c in enumerate(classes):
+            if c.ndim != 1 or len(c) == 0 or c.dtype.kind not in "iu":
+                raise ValueError(f"classes[{i}] must be a non-empty 1-D array of word ids")
+            if c.min() < 0 or (vocab_size is not None and c.max() >= vocab_size):
+                raise ValueError(f"classes[{i}] must be word ids in 0..{vocab_size}-1")
+            if len(np.unique(c)) != len(c):
+                raise ValueError(f"classes[{i}] repeats a word")
+        self.sizes = np.array([len(c) for c in classes])
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.words = np.concatenate(classes).astype(np.intp)                # (S,)
+        #: per distinct K: the positions (G,) and their flat indices (G, K)
+        self.groups = []
+        for k in np.unique(self.sizes):
+            positions = np.flatnonzero(self.sizes == k)
+            self.groups.append((positions, self.offsets[positions][:, None] + np.arange(k)))
+        # the output-layer gradient sums the flat rows of each word (shared vocabularies
+        # give one word to several positions): sorted segment sums
+        self.order = np.argsort(self.words, kind="stable")
+        sorted_words = self.words[self.order]
+        self.starts = _run_starts(sorted_words)
+        self.unique_words = sorted_words[self.starts]
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def largest(self) -> int:
+        return int(self.sizes.max())
+
+
+@dataclass
+class BlockCache:
+    """What :meth:`OneBlockMLM.forward` keeps for :meth:`OneBlockMLM.backward` (batch last)."""
+
+    x: np.ndarray          # (L, B) word ids
+    txf: np.ndarray        # embeddings e_j, (d, N)
+    m: np.ndarray          # mask embeddings m_i, (L, d)
+    qm: np.ndarray         # masked queries, (H, dh, L)
+    km: np.ndarray
+    vm: np.ndarray
+    kx: np.ndarray         # keys (H, dh, N)
+    vx: np.ndarray         # values (H, dh, L, B)
+    a: np.ndarray          # gates pi_ij, (H, Li, Lj, B)
+    ctxf: np.ndarray       # mixtures, (d, N)
+    keep: np.ndarray | None = None   # dropout masks (2, d, N), scaled
+    xh1: np.ndarray | None = None
+    rstd1: np.ndarray | None = None
+    y1: np.ndarray | None = None
+    f1: np.ndarray | None = None
+    relu: np.ndarray | None = None
+    xh2: np.ndarray | None = None
+    rstd2: np.ndarray | None = None
 
 
 class OneBlockMLM:
     """The weighted single-pass MLM loss of a one-block model and its gradient, in NumPy.
 
     Built from a model (its parameter layout and config); evaluated on a flat parameter
-    vector ``theta`` (:meth:`flatten`), so an optimizer updates one buffer. ``classes``
-    (L, K) lists the words of position ``i``'s softmax (pad with -1); default: all words.
+    vector ``theta`` (:meth:`flatten`), so an optimizer updates one buffer. ``classes``:
+    position ``i``'s output words (:class:`OutputClasses`, or a sequence of arrays); default:
+    all words at every position. Three units: :meth:`forward` (the block, to the hidden
+    state at every masked position), :meth:`head` (each position's softmax over its own
+    words: loss, output-layer gradient, gradient at the hidden states) and :meth:`backward`
+    (the block's gradient); :meth:`loss_and_grad` chains them.
 
     >>> from wordexperts.core.attention import AttentionConfig
     >>> _ = torch.manual_seed(0)
@@ -52,7 +133,8 @@ class OneBlockMLM:
     True
     """
 
-    def __init__(self, model: BidirectionalAttention, *, classes: np.ndarray | None = None,
+    def __init__(self, model: BidirectionalAttention, *,
+                 classes: OutputClasses | Sequence[np.ndarray] | None = None,
                  dtype: type = np.float32) -> None:
         cfg = model.config
         if cfg.n_layers != 1:
@@ -63,18 +145,15 @@ class OneBlockMLM:
         sizes = [math.prod(s) for s in self.shapes.values()]
         self.offsets = dict(zip(self.shapes, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
         if classes is None:
-            classes = np.tile(np.arange(cfg.vocab_size), (cfg.seq_len, 1))
-        classes = np.asarray(classes)
-        if classes.ndim != 2 or classes.shape[0] != cfg.seq_len:
-            raise ValueError(f"classes must have shape (seq_len={cfg.seq_len}, K), "
-                             f"got {classes.shape}")
-        if classes.max() >= cfg.vocab_size:
+            classes = [np.arange(cfg.vocab_size)] * cfg.seq_len
+        if not isinstance(classes, OutputClasses):
+            classes = OutputClasses(classes, vocab_size=cfg.vocab_size)
+        if len(classes) != cfg.seq_len:
+            raise ValueError(f"classes must list seq_len={cfg.seq_len} positions, "
+                             f"got {len(classes)}")
+        if classes.words.max() >= cfg.vocab_size:
             raise ValueError(f"classes must be word ids < vocab_size={cfg.vocab_size}")
-        valid = classes.ravel() >= 0
-        # one-hot rows picking each position's output words, all-zero rows for padding
-        self.select = np.zeros((classes.size, cfg.vocab_size), dtype=self.dtype)
-        self.select[np.flatnonzero(valid), classes.ravel()[valid]] = 1
-        self.pad = np.where(classes < 0, -np.inf, 0.0).astype(self.dtype)  # (L, K)
+        self.classes = classes
         self._named: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 
     def flatten(self, model: BidirectionalAttention) -> np.ndarray:
@@ -108,8 +187,21 @@ class OneBlockMLM:
         """Weighted mean over cells of ``-log p(target_i | x, x_i masked)``; fills ``grad``.
 
         ``x``: word ids (L, B), the mask id allowed (a missing cell); ``target``: class index
-        of each cell into its position's ``classes`` row; ``weight``: (L, B), need not be
+        of each cell into its position's classes; ``weight``: (L, B), need not be
         normalized. ``rng``: dropout draws (``None``: no dropout, as in evaluation).
+        """
+        h, cache = self.forward(theta, x, rng)
+        loss, dh = self.head(theta, h, target, weight, grad)
+        if grad is not None:
+            self.backward(theta, cache, dh, grad)
+        return loss
+
+    def forward(self, theta: np.ndarray, x: np.ndarray, rng: np.random.Generator | None = None
+                ) -> tuple[np.ndarray, BlockCache]:
+        """The block's output at every position ``i`` with ``x_i`` masked: ``h`` (d, L, B).
+
+        One pass (paper.md section 3): the query at ``i`` is the mask's, and so are the key
+        and value at ``j = i``. ``rng``: dropout draws (``None``: none).
         """
         cfg = self.config
         dt = self.dtype
@@ -118,8 +210,6 @@ class OneBlockMLM:
         scale = 1.0 / math.sqrt(dh)
         B = x.shape[1]
         N = L * B
-        M = cfg.mask_id
-        bert = cfg.block == "bert"
         diag = np.arange(L)
         p = self.named(theta)
         E, P = p["word_embeddings.weight"], p["position_embeddings"]
@@ -128,10 +218,10 @@ class OneBlockMLM:
         Wo, bo = p["layers.0.self_attn.out_proj.weight"], p["layers.0.self_attn.out_proj.bias"]
         drop = cfg.dropout if rng is not None else 0.0
 
-        # ---- forward. Arrays are (features..., position, batch); N = L * B columns.
+        # Arrays are (features..., position, batch); N = L * B columns.
         tx = np.take(E.T, x, axis=1) + P.T[:, :, None]                  # e_j: (d, L, B)
         txf = tx.reshape(d, N)
-        m = E[M] + P                                                    # m_i: (L, d)
+        m = E[cfg.mask_id] + P                                          # m_i: (L, d)
         qkv_m = Win @ m.T + bin_[:, None]                               # (3d, L)
         qm, km, vm = (qkv_m[k * d:(k + 1) * d].reshape(H, dh, L) for k in range(3))
         kv = Win[d:] @ txf + bin_[d:, None]                             # (2d, N)
@@ -143,110 +233,176 @@ class OneBlockMLM:
         s -= s.max(2, keepdims=True)
         a = np.exp(s, out=s)
         a /= a.sum(2, keepdims=True)                                    # pi_ij
-        a_self = a[:, diag, diag, :]                                    # (H, L, B)
         # mixture sum_j pi_ij v_j, with v_i swapped for the mask's value at j = i
         ctx = np.einsum("hijb,hkjb->hkib", a, vx)
-        ctx += a_self[:, None] * (vm[..., None] - vx)                   # (H, dh, L, B)
+        ctx += a[:, diag, diag, :][:, None] * (vm[..., None] - vx)      # (H, dh, L, B)
         ctxf = ctx.reshape(d, N)
         z = Wo @ ctxf + bo[:, None]                                     # (d, N)
-        if bert:
-            W1, b1 = p["layers.0.linear1.weight"], p["layers.0.linear1.bias"]
-            W2, b2 = p["layers.0.linear2.weight"], p["layers.0.linear2.bias"]
-            g1, be1 = p["layers.0.norm1.weight"], p["layers.0.norm1.bias"]
-            g2, be2 = p["layers.0.norm2.weight"], p["layers.0.norm2.bias"]
-            if drop:
-                keep = (rng.random((2, d, N), dtype=dt) >= drop) * dt.type(1 / (1 - drop))
-                z *= keep[0]
-            r1 = (z.reshape(d, L, B) + m.T[:, :, None]).reshape(d, N)   # residual: m_i
-            xh1, rstd1 = _normalize(r1, cfg.ln_eps)
-            y1 = g1[:, None] * xh1 + be1[:, None]
-            f1 = W1 @ y1 + b1[:, None]
-            relu = f1 > 0
-            f1 *= relu
-            f2 = W2 @ f1 + b2[:, None]
-            if drop:
-                f2 *= keep[1]
-            xh2, rstd2 = _normalize(y1 + f2, cfg.ln_eps)
-            h = g2[:, None] * xh2 + be2[:, None]
-        else:
-            h = z
-        # output over each position's classes: logits (L, K, B)
-        b_out = (self.select @ p["output.weight"]).reshape(L, -1, d)    # (L, K, d)
-        c_out = (self.select @ p["output.bias"]).reshape(L, -1) + self.pad
-        hl = h.reshape(d, L, B).transpose(1, 0, 2)                      # (L, d, B)
-        logits = b_out @ hl + c_out[:, :, None]
-        logits -= logits.max(1, keepdims=True)
-        prob = np.exp(logits)
-        total = prob.sum(1)                                             # (L, B)
-        prob /= total[:, None]
-        w = (weight / weight.sum()).astype(dt)
-        li, bi = np.indices((L, B), sparse=True)
-        loss = float((w * (np.log(total) - logits[li, target, bi])).sum())
-        if grad is None:
-            return loss
+        cache = BlockCache(x=x, txf=txf, m=m, qm=qm, km=km, vm=vm, kx=kx, vx=vx, a=a,
+                           ctxf=ctxf)
+        if cfg.block != "bert":
+            return z.reshape(d, L, B), cache
+        W1, b1 = p["layers.0.linear1.weight"], p["layers.0.linear1.bias"]
+        W2, b2 = p["layers.0.linear2.weight"], p["layers.0.linear2.bias"]
+        g1, be1 = p["layers.0.norm1.weight"], p["layers.0.norm1.bias"]
+        g2, be2 = p["layers.0.norm2.weight"], p["layers.0.norm2.bias"]
+        if drop:
+            cache.keep = (rng.random((2, d, N), dtype=dt) >= drop) * dt.type(1 / (1 - drop))
+            z *= cache.keep[0]
+        r1 = (z.reshape(d, L, B) + m.T[:, :, None]).reshape(d, N)       # residual: m_i
+        cache.xh1, cache.rstd1 = _normalize(r1, cfg.ln_eps)
+        cache.y1 = g1[:, None] * cache.xh1 + be1[:, None]
+        f1 = W1 @ cache.y1 + b1[:, None]
+        cache.relu = f1 > 0
+        f1 *= cache.relu
+        cache.f1 = f1
+        f2 = W2 @ f1 + b2[:, None]
+        if drop:
+            f2 *= cache.keep[1]
+        cache.xh2, cache.rstd2 = _normalize(cache.y1 + f2, cfg.ln_eps)
+        h = g2[:, None] * cache.xh2 + be2[:, None]
+        return h.reshape(d, L, B), cache
 
-        # ---- backward
+    def head(self, theta: np.ndarray, h: np.ndarray, target: np.ndarray, weight: np.ndarray,
+             grad: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
+        """Each position's softmax over its own words: the weighted mean loss; with ``grad``,
+        also the output layer's gradient (into ``grad``) and the gradient at ``h`` (returned).
+
+        ``h``: (d, L, B). The logits of a group of positions with ``K`` classes are computed
+        for at most :data:`CHUNK` (positions x ``K`` x rows) at once.
+        """
+        dt = self.dtype
+        d, _, B = h.shape
+        out = self.classes
+        p = self.named(theta)
+        W, c = p["output.weight"], p["output.bias"]
+        w = (weight / weight.sum()).astype(dt)
+        loss = 0.0
+        if grad is not None:
+            dh = np.empty_like(h)
+            dW = np.empty((len(out.words), d), dt)      # flat: one row per (position, class)
+            dc = np.empty(len(out.words), dt)
+        bi = np.arange(B)
+        for positions, flat in out.groups:
+            K = flat.shape[1]
+            width = max(1, CHUNK // (K * B))
+            for start in range(0, len(positions), width):
+                pos, idx = positions[start:start + width], flat[start:start + width]
+                if len(pos) == h.shape[1]:      # every position: a view, not a gather
+                    pos = slice(None)
+                words = out.words[idx]                                   # (g, K)
+                b_out = W[words]                                         # (g, K, d)
+                hl = h[:, pos].transpose(1, 0, 2)                        # (g, d, B)
+                logits = b_out @ hl
+                logits += c[words][:, :, None]
+                logits -= logits.max(1, keepdims=True)
+                prob = np.exp(logits)
+                total = prob.sum(1)                                      # (g, B)
+                gi = np.arange(len(idx))[:, None]
+                tg, wg = target[pos], w[pos]
+                loss += float((wg * (np.log(total) - logits[gi, tg, bi])).sum())
+                if grad is None:
+                    continue
+                prob /= total[:, None]
+                prob *= wg[:, None]
+                prob[gi, tg, bi] -= wg                                   # d loss / d logits
+                dW[idx] = prob @ hl.transpose(0, 2, 1)
+                dc[idx] = prob.sum(2)
+                dh[:, pos] = (b_out.transpose(0, 2, 1) @ prob).transpose(1, 0, 2)
+        if grad is None:
+            return loss, None
         g = self.named(grad)
-        dlog = prob
-        dlog *= w[:, None]
-        dlog[li, target, bi] -= w
-        g["output.weight"][:] = self.select.T @ (dlog @ hl.transpose(0, 2, 1)).reshape(-1, d)
-        g["output.bias"][:] = self.select.T @ dlog.sum(2).ravel()
-        dh_ = (b_out.transpose(0, 2, 1) @ dlog).transpose(1, 0, 2).reshape(d, N)
-        if bert:
-            g["layers.0.norm2.weight"][:] = (dh_ * xh2).sum(1)
+        g_w, g_c = g["output.weight"], g["output.bias"]
+        g_w[:] = 0
+        g_c[:] = 0
+        g_w[out.unique_words] = np.add.reduceat(dW[out.order], out.starts, axis=0)
+        g_c[out.unique_words] = np.add.reduceat(dc[out.order], out.starts)
+        return loss, dh
+
+    def backward(self, theta: np.ndarray, cache: BlockCache, dh: np.ndarray,
+                 grad: np.ndarray) -> None:
+        """The block's and the embeddings' gradient from ``dh`` (d, L, B) into ``grad``."""
+        cfg = self.config
+        dt = self.dtype
+        L, d, H = cfg.seq_len, cfg.d_model, cfg.n_heads
+        dhd = d // H
+        scale = 1.0 / math.sqrt(dhd)
+        B = dh.shape[2]
+        N = L * B
+        diag = np.arange(L)
+        p, g = self.named(theta), self.named(grad)
+        Win = p["layers.0.self_attn.in_proj_weight"]
+        Wo = p["layers.0.self_attn.out_proj.weight"]
+        keep = cache.keep
+        dh_ = dh.reshape(d, N)
+        if cfg.block == "bert":
+            W1, W2 = p["layers.0.linear1.weight"], p["layers.0.linear2.weight"]
+            g1, g2 = p["layers.0.norm1.weight"], p["layers.0.norm2.weight"]
+            g["layers.0.norm2.weight"][:] = (dh_ * cache.xh2).sum(1)
             g["layers.0.norm2.bias"][:] = dh_.sum(1)
-            dr2 = _normalize_backward(dh_ * g2[:, None], xh2, rstd2)
-            df2 = dr2 * keep[1] if drop else dr2
-            g["layers.0.linear2.weight"][:] = df2 @ f1.T
+            dr2 = _normalize_backward(dh_ * g2[:, None], cache.xh2, cache.rstd2)
+            df2 = dr2 * keep[1] if keep is not None else dr2
+            g["layers.0.linear2.weight"][:] = df2 @ cache.f1.T
             g["layers.0.linear2.bias"][:] = df2.sum(1)
             df1 = W2.T @ df2
-            df1 *= relu
-            g["layers.0.linear1.weight"][:] = df1 @ y1.T
+            df1 *= cache.relu
+            g["layers.0.linear1.weight"][:] = df1 @ cache.y1.T
             g["layers.0.linear1.bias"][:] = df1.sum(1)
             dy1 = dr2 + W1.T @ df1
-            g["layers.0.norm1.weight"][:] = (dy1 * xh1).sum(1)
+            g["layers.0.norm1.weight"][:] = (dy1 * cache.xh1).sum(1)
             g["layers.0.norm1.bias"][:] = dy1.sum(1)
-            dr1 = _normalize_backward(dy1 * g1[:, None], xh1, rstd1)
+            dr1 = _normalize_backward(dy1 * g1[:, None], cache.xh1, cache.rstd1)
             dm = dr1.reshape(d, L, B).sum(2)                            # (d, L)
-            dz = dr1 * keep[0] if drop else dr1
+            dz = dr1 * keep[0] if keep is not None else dr1
         else:
             dm = np.zeros((d, L), dt)
             dz = dh_
-        g["layers.0.self_attn.out_proj.weight"][:] = dz @ ctxf.T
+        a, vx, qm, km, vm = cache.a, cache.vx, cache.qm, cache.km, cache.vm
+        g["layers.0.self_attn.out_proj.weight"][:] = dz @ cache.ctxf.T
         g["layers.0.self_attn.out_proj.bias"][:] = dz.sum(1)
-        dctx = (Wo.T @ dz).reshape(H, dh, L, B)
+        dctx = (Wo.T @ dz).reshape(H, dhd, L, B)
         da = np.einsum("hkib,hkjb->hijb", dctx, vx)                     # (H, Li, Lj, B)
         da[:, diag, diag, :] = (dctx * vm[..., None]).sum(1)
         dkv = np.empty((2 * d, N), dt)
-        dvx = dkv[d:].reshape(H, dh, L, B)
+        dvx = dkv[d:].reshape(H, dhd, L, B)
         np.einsum("hijb,hkib->hkjb", a, dctx, out=dvx)
-        a_dctx = a_self[:, None] * dctx
+        a_dctx = a[:, diag, diag, :][:, None] * dctx
         dvx -= a_dctx
         ds = a * (da - (a * da).sum(2, keepdims=True))                  # softmax backward
         ds_self = ds[:, diag, diag, :].sum(2) * scale                   # (H, L)
         ds[:, diag, diag, :] = 0
         ds = ds.reshape(H, L, N)
         dkv[:d] = ((qm * scale) @ ds).reshape(d, N)
-        dqm = (ds @ kx.transpose(0, 2, 1)).transpose(0, 2, 1) * scale + ds_self[:, None] * km
+        dqm = (ds @ cache.kx.transpose(0, 2, 1)).transpose(0, 2, 1) * scale + ds_self[:, None] * km
         dkm = ds_self[:, None] * qm
         dqkv_m = np.concatenate([dqm.reshape(d, L), dkm.reshape(d, L),
                                  a_dctx.sum(3).reshape(d, L)])         # (3d, L)
         g_win = g["layers.0.self_attn.in_proj_weight"]
         g_bin = g["layers.0.self_attn.in_proj_bias"]
-        g_win[:] = dqkv_m @ m
-        g_win[d:] += dkv @ txf.T
+        g_win[:] = dqkv_m @ cache.m
+        g_win[d:] += dkv @ cache.txf.T
         g_bin[:] = dqkv_m.sum(1)
         g_bin[d:] += dkv.sum(1)
         dtx = Win[d:].T @ dkv                                           # (d, N)
         dm += Win.T @ dqkv_m
-        onehot = np.zeros((N, M + 1), dt)
-        onehot[np.arange(N), x.ravel()] = 1
+        # embedding rows: sorted segment sums of dtx's columns by word id
+        ids = cache.x.ravel()
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = _run_starts(sorted_ids)
         g_e = g["word_embeddings.weight"]
-        g_e[:] = (dtx @ onehot).T
-        g_e[M] += dm.sum(1)
+        g_e[:] = 0
+        g_e[sorted_ids[starts]] = np.add.reduceat(dtx.T[order], starts, axis=0)
+        g_e[cfg.mask_id] += dm.sum(1)
         g["position_embeddings"][:] = (dtx.reshape(d, L, B).sum(2) + dm).T
-        return loss
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of a sorted array starts."""
+    new = np.empty(len(values), dtype=bool)
+    new[0] = True
+    np.not_equal(values[1:], values[:-1], out=new[1:])
+    return np.flatnonzero(new)
 
 
 def _mean0(a: np.ndarray) -> np.ndarray:
@@ -316,86 +472,188 @@ def fit_one_block(
     *,
     target: np.ndarray | None = None,
     weight: np.ndarray | None = None,
-    classes: np.ndarray | None = None,
+    classes: OutputClasses | Sequence[np.ndarray] | None = None,
     method: Method = "single_pass",
-    epochs: int = 200,
+    epochs: int | None = 200,
+    max_steps: int | None = None,
     batch_size: int = 128,
     lr: float = 1e-3,
     lr_schedule: Literal["constant", "linear"] = "constant",
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    patience: int | None = None,
+    eval_every: int | None = None,
     rng: np.random.Generator | None = None,
+    device: str | None = None,
     progress: bool = False,
-) -> list[float]:
-    """Fit a one-block ``model`` with Adam on the weighted MLM objective; per-epoch losses.
+) -> History:
+    """Fit a one-block ``model`` with Adam on the weighted MLM objective; its :class:`History`.
 
-    ``X``: word ids (N, L), the mask id marking missing cells. ``target``: each cell's class
-    index into ``classes[i]`` (default ``X``, with ``classes`` all words); ``weight`` (N, L):
-    each cell's weight as a prediction target (default 1, 0 where ``X`` is the mask).
+    ``X``: word ids (N, L) in any integer dtype (keep it small: uint8/uint16), the mask id
+    marking missing cells. ``target``: each cell's class index into ``classes[i]`` (default
+    ``X``, with ``classes`` all words); ``weight`` (N, L), any numeric or bool dtype: each
+    cell's weight as a prediction target (default 1, 0 where ``X`` is the mask).
     ``method="single_pass"`` takes ``batch_size`` rows a step, each predicting all its
     cells; ``"copies"`` takes ``batch_size`` (row, cell) pairs, the paper's masked copies.
-    ``lr_schedule="linear"`` raises the learning rate linearly from 0 to ``lr`` over the first
-    :data:`WARMUP` of the steps, then lowers it linearly to 0 (as ``lr * (1 - step / steps)``).
-    ``rng`` draws the shuffling and dropout. Runs with one BLAS thread (faster at these
-    sizes) and leaves the model in eval mode.
+    Training length: at most ``epochs`` passes and at most ``max_steps`` steps
+    (:func:`wordexperts.core.loop.run_loop`). ``lr_schedule="linear"`` raises the learning
+    rate linearly from 0 to ``lr`` over the first :data:`WARMUP` of the planned steps, then
+    lowers it linearly to 0.
+
+    ``validation``: ``(X, target, weight)`` of held-out rows; its weighted loss is computed
+    every ``eval_every`` steps (default: an epoch) and shown on the progress bar. With
+    ``patience``, training stops after that many checks without a lower validation loss
+    and the model gets the weights of the best check (early stopping).
+
+    ``rng`` draws the shuffling and dropout. ``device=None`` trains with the NumPy trainer
+    (:class:`OneBlockMLM`, one BLAS thread); a torch device (``"cpu"``, ``"cuda"``) trains
+    the same objective with PyTorch autograd on that device
+    (:mod:`wordexperts.tabular.torch_backend`). Leaves the model in eval mode (on the CPU).
     """
     cfg = model.config
-    X = as_ids(X, cfg, name="X").numpy()  # missing cells may hold the mask id
-    check_training_args(method=method, epochs=epochs, batch_size=batch_size, lr=lr)
+    X = _check_ids(X, model)
+    if method not in ("single_pass", "copies"):
+        raise ValueError(f"method must be 'single_pass' or 'copies', got {method!r}")
+    if not (isinstance(lr, int | float) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
     if lr_schedule not in ("constant", "linear"):
         raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {lr_schedule!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
+    if classes is None:
+        classes = [np.arange(cfg.vocab_size)] * cfg.seq_len
+    classes = classes if isinstance(classes, OutputClasses) else OutputClasses(
+        classes, vocab_size=cfg.vocab_size)
     target = X if target is None else np.asarray(target)
     weight = (X != cfg.mask_id) if weight is None else np.asarray(weight)
     if target.shape != X.shape or weight.shape != X.shape:
         raise ValueError(f"target and weight must have X's shape {X.shape}")
-    objective = OneBlockMLM(model, classes=classes)
-    # batch-last copies, so a batch is a column gather
-    xt, tt = np.ascontiguousarray(X.T), np.ascontiguousarray(target.T)
-    wt = np.ascontiguousarray(weight.T, dtype=np.float32)
-    cells = np.flatnonzero(wt.T.ravel() > 0)          # the (row, cell) pairs, for copies
-    if len(cells) == 0:
+    _check_targets(target, classes, "target")
+    L = cfg.seq_len
+    if method == "copies":   # the (row, cell) pairs to predict, row * L + cell
+        cells = np.flatnonzero(weight.ravel() > 0)
+        n_items = len(cells)
+    else:
+        n_items = len(X) if (weight > 0).any() else 0
+    if n_items == 0:
         raise ValueError("no cell to predict: every weight is zero")
 
-    theta = objective.flatten(model)
-    grad = np.zeros_like(theta)
-    adam = _Adam(theta, lr=lr)
-    per_epoch = len(X) if method == "single_pass" else len(cells)
-    total_steps = epochs * -(-per_epoch // batch_size)
-    dropout = rng if cfg.dropout > 0 else None
-    history: list[float] = []
-    bar = tqdm(range(epochs), desc="fit", disable=not progress, unit="epoch")
-    with threadpool_limits(1):
-        for _ in bar:
-            total, count = 0.0, 0
-            if method == "single_pass":
-                order = rng.permutation(len(X))
-            else:
-                order = cells[rng.permutation(len(cells))]
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
-                if method == "single_pass":
-                    w = wt[:, batch]
-                else:   # one cell per copy: the row's other cells get weight 0
-                    rows, cell = np.divmod(batch, cfg.seq_len)
-                    w = np.zeros((cfg.seq_len, len(batch)), np.float32)
-                    w[cell, np.arange(len(batch))] = 1
-                    batch = rows
-                if not w.any():
-                    continue
-                loss = objective.loss_and_grad(theta, xt[:, batch], tt[:, batch], w, grad,
-                                               dropout)
-                if lr_schedule == "linear":
-                    done = adam.t / total_steps
-                    adam.lr = lr * (done / WARMUP if done < WARMUP else 1 - done)
-                adam.step(grad)
-                total += loss * float(w.sum())
-                count += float(w.sum())
-            history.append(total / count)
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
-            if not math.isfinite(history[-1]):
-                raise FloatingPointError(f"training diverged (loss {history[-1]}): lower lr")
-    objective.unflatten(theta, model)
+    def batch(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if method == "single_pass":
+            return X[items].T, target[items].T, weight[items].T.astype(np.float32)
+        rows, cell = np.divmod(cells[items], L)   # one cell per copy: the others weigh 0
+        w = np.zeros((L, len(items)), np.float32)
+        w[cell, np.arange(len(items))] = 1
+        return X[rows].T, target[rows].T, w
+
+    if device is None:
+        trainer = _NumpyTrainer(model, classes, lr=lr, rng=rng)
+    else:
+        from wordexperts.tabular.torch_backend import TorchTrainer
+
+        trainer = TorchTrainer(model, classes, lr=lr, rng=rng, device=device)
+
+    def step(items: np.ndarray, lr_scale: float) -> tuple[float, float]:
+        x, t, w = batch(items)
+        total = float(w.sum())
+        if total == 0:
+            return 0.0, 0.0
+        return trainer.step(x, t, w, lr * lr_scale), total
+
+    validate = None
+    if validation is not None:
+        Xv, tv, wv = (np.asarray(a) for a in validation)
+        Xv = _check_ids(Xv, model, name="validation X")
+        if tv.shape != Xv.shape or wv.shape != Xv.shape:
+            raise ValueError(f"validation target and weight must have its X's shape {Xv.shape}")
+        _check_targets(tv, classes, "validation target")
+        if not (wv > 0).any():
+            raise ValueError("no validation cell to predict: every validation weight is zero")
+        rows = _eval_rows(cfg, classes)
+
+        def validate() -> float:
+            total = count = 0.0
+            for start in range(0, len(Xv), rows):
+                part = slice(start, start + rows)
+                w = wv[part].T.astype(np.float32)
+                if w.sum() > 0:
+                    total += trainer.evaluate(Xv[part].T, tv[part].T, w) * float(w.sum())
+                    count += float(w.sum())
+            return total / count
+    elif patience is not None:
+        raise ValueError("patience (early stopping) needs validation rows")
+
+    with single_thread():
+        history = run_loop(
+            n_items=n_items, batch_size=batch_size, step=step, rng=rng, epochs=epochs,
+            max_steps=max_steps,
+            schedule=linear_warmup_decay(WARMUP) if lr_schedule == "linear" else None,
+            validate=validate, eval_every=eval_every, patience=patience,
+            on_best=trainer.snapshot if patience is not None else None,
+            progress=progress, desc=f"fit ({method})",
+        )
+        if patience is not None and history.best_step is not None:
+            trainer.restore()
+    trainer.write(model)
     model.eval()
     return history
+
+
+def _check_ids(X: np.ndarray, model: BidirectionalAttention, *, name: str = "X") -> np.ndarray:
+    """``X`` as given (no int64 copy), validated by the core check on its column extremes."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.dtype.kind not in "iu":
+        as_ids(X, model.config, name=name)            # raises the core's message
+        raise ValueError(f"{name} must be a non-empty 2-D array of integer word ids")
+    as_ids(np.stack([X.min(0), X.max(0)]), model.config, name=name)
+    return X
+
+
+def _check_targets(target: np.ndarray, classes: OutputClasses, name: str) -> None:
+    if target.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer class indices, got dtype {target.dtype}")
+    low, high = target.min(0), target.max(0)
+    bad = np.flatnonzero((low < 0) | (high >= classes.sizes))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{name} at position {i} must lie in 0..{classes.sizes[i] - 1} "
+                         f"(its class count), got {int(low[i])}..{int(high[i])}")
+
+
+def _eval_rows(cfg, classes: OutputClasses) -> int:
+    """Rows per evaluation chunk: the gates (H L L) and logits (K) of a row within CHUNK."""
+    per_row = max(cfg.n_heads * cfg.seq_len ** 2, classes.largest * 4, 1)
+    return int(min(4096, max(128, CHUNK // per_row)))
+
+
+class _NumpyTrainer:
+    """:class:`OneBlockMLM` with :class:`_Adam` over a flat float32 buffer."""
+
+    def __init__(self, model: BidirectionalAttention, classes: OutputClasses, *, lr: float,
+                 rng: np.random.Generator) -> None:
+        self.objective = OneBlockMLM(model, classes=classes)
+        self.theta = self.objective.flatten(model)
+        self.grad = np.zeros_like(self.theta)
+        self.adam = _Adam(self.theta, lr=lr)
+        self.dropout = rng if model.config.dropout > 0 else None
+        self.best: np.ndarray | None = None
+
+    def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float) -> float:
+        loss = self.objective.loss_and_grad(self.theta, x, target, weight, self.grad,
+                                            self.dropout)
+        self.adam.lr = lr
+        self.adam.step(self.grad)
+        return loss
+
+    def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
+        return self.objective.loss_and_grad(self.theta, x, target, weight)
+
+    def snapshot(self) -> None:
+        self.best = self.theta.copy()
+
+    def restore(self) -> None:
+        self.theta[:] = self.best
+
+    def write(self, model: BidirectionalAttention) -> None:
+        self.objective.unflatten(self.theta, model)
 
 
 class _Adam:

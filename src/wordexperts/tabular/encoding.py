@@ -1,0 +1,257 @@
+"""From a table to word ids: columns -> category codes -> words (paper.md section 4).
+
+Each column becomes a :class:`Column` (its categories, or quantile bins for a numeric
+column); each cell a category code ``0..K-1`` (``-1``: missing or unknown); each code a word
+of the vocabulary. ``"shared"`` gives equal categories of different columns one word (the
+paper's setting); ``"per_column"`` makes each (column, category) its own word; ``"auto"``
+shares when one column's categories contain every other column's. Arrays are kept in the
+smallest integer dtype that holds them (codes int8/int16/int32, word ids uint8/uint16/int32).
+
+>>> import pandas as pd
+>>> X = pd.DataFrame({"size": ["S", "L", "S"], "n": [1, 2, 2]})
+>>> columns = fit_columns(X, numeric="bin", n_bins=10)
+>>> [c.name for c in columns], columns[0].categories.tolist()
+(['size', 'n'], ['L', 'S'])
+>>> codes = encode(columns, X, handle_unknown="error")
+>>> codes.tolist(), codes.dtype.name
+([[1, 0], [0, 1], [1, 1]], 'int8')
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+
+__all__ = ["MANY_CATEGORIES", "Column", "as_table", "build_vocabulary", "column_values",
+           "encode", "fit_columns", "smallest_int", "smallest_uint", "word_ids"]
+
+#: A column with more categories than this warns at fit time: each category is a word with
+#: its own input and output embedding, and each step's output layer costs
+#: ``rows x (sum of the columns' category counts) x d_model``.
+MANY_CATEGORIES = 1000
+
+
+def smallest_uint(high: int) -> np.dtype:
+    """The smallest of uint8, uint16, int32 (then int64) that holds ``0..high``."""
+    for dtype in (np.uint8, np.uint16, np.int32):
+        if high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def smallest_int(high: int) -> np.dtype:
+    """The smallest signed integer dtype that holds ``-1..high``."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+@dataclass
+class Column:
+    """How one column's values become category codes ``0..n-1`` (``-1``: missing or unknown).
+
+    ``categories``: the values of the codes; for a binned numeric column the bin indices, with
+    ``edges`` (inner quantile edges) and ``bin_values`` (each bin's training median, the
+    value ``WordExpertsClassifier.impute`` fills in).
+    """
+
+    name: str
+    categories: np.ndarray
+    edges: np.ndarray | None = None
+    bin_values: np.ndarray | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.edges is not None
+
+    def codes(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (int64) of ``values`` and a mask of the non-missing values that are unknown."""
+        missing = np.asarray(pd.isna(values), dtype=bool)
+        if self.numeric:
+            try:
+                numbers_ = np.where(missing, 0.0, values).astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"column {self.name!r} was numeric in fit; got values that "
+                                 f"are not numbers ({exc})") from exc
+            # right-closed bins, as pandas.qcut; values outside the training range go to
+            # the first or last bin
+            codes = np.searchsorted(self.edges, numbers_, side="left")
+            return np.where(missing, -1, codes), np.zeros_like(missing)
+        if self.categories.dtype.kind in "iub" and values.dtype.kind in "iub":
+            # sorted integer categories: a binary search, no object arrays
+            codes = np.searchsorted(self.categories, values)
+            found = np.take(self.categories, np.minimum(codes, len(self.categories) - 1))
+            codes = np.where(found == values, codes, -1)
+        else:
+            codes = pd.Index(self.categories).get_indexer(pd.Index(values, dtype=object))
+        codes = np.where(missing, -1, codes)
+        return codes, (codes < 0) & ~missing
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        """The value of each code (the bin's median for a numeric column)."""
+        return (self.bin_values if self.numeric else self.categories)[codes]
+
+
+def column_values(X: Any, j: int) -> np.ndarray:
+    """Column ``j`` of a DataFrame or 2-D array as a NumPy array (categoricals as objects)."""
+    if isinstance(X, pd.DataFrame):
+        column = X.iloc[:, j]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            return np.asarray(column.astype(object))
+        if (isinstance(column.dtype, pd.api.extensions.ExtensionDtype)
+                and pd.api.types.is_numeric_dtype(column.dtype)
+                and not pd.api.types.is_bool_dtype(column.dtype)):
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable Int64 etc.
+        return column.to_numpy()
+    return X[:, j]
+
+
+def column_names(X: Any) -> list[str]:
+    """The column names of a DataFrame (as strings), ``x0, x1, ...`` for an array."""
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns]
+    return [f"x{j}" for j in range(X.shape[1])]
+
+
+def as_table(X: Any, *, what: str = "X") -> Any:
+    """``X`` as a DataFrame or a 2-D NumPy array (object or numeric), validated."""
+    if scipy.sparse.issparse(X):
+        raise TypeError(f"{what} is a sparse matrix; WordExpertsClassifier needs dense "
+                        "categorical columns: use X.toarray()")
+    if isinstance(X, pd.DataFrame):
+        duplicated = X.columns[X.columns.duplicated()].unique()
+        if len(duplicated):
+            raise ValueError(f"{what} has duplicate column names {[str(c) for c in duplicated]}"
+                             ": give every column its own name")
+    else:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(
+                f"{what} must be 2-D (rows, columns), got shape {X.shape}. "
+                "Reshape your data with X.reshape(-1, 1) for one column"
+            )
+    if X.shape[0] == 0:
+        raise ValueError(f"{what} is empty: 0 rows (shape {X.shape})")
+    if X.shape[1] == 0:
+        raise ValueError(f"{what} has 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                         "is required.")
+    return X
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    unique = pd.unique(pd.Series(values, dtype=object))
+    try:
+        return np.array(sorted(unique), dtype=object)
+    except TypeError:  # mixed types: order by (type name, text)
+        return np.array(sorted(unique, key=lambda v: (type(v).__name__, str(v))), dtype=object)
+
+
+def fit_column(values: np.ndarray, name: str, *, numeric: str, n_bins: int) -> Column:
+    """The :class:`Column` of training ``values``: its categories, or ``n_bins`` quantile bins
+    for a numeric column with more than ``n_bins`` distinct values (``numeric="bin"``)."""
+    kind = values.dtype.kind
+    if kind in "cmMV":
+        raise ValueError(f"column {name!r} has unsupported dtype {values.dtype}: give "
+                         "categories (int, str, bool, pandas categorical) or numbers")
+    present = values[~np.asarray(pd.isna(values), dtype=bool)]
+    if len(present) == 0:
+        raise ValueError(f"column {name!r} has no values (all missing)")
+    if kind in "iuf":
+        distinct = np.unique(present)
+        if len(distinct) > n_bins:
+            if numeric == "error":
+                raise ValueError(
+                    f"column {name!r} is numeric with {len(distinct)} distinct values "
+                    f"(more than n_bins={n_bins}): convert it to categories, or use "
+                    "numeric='bin'"
+                )
+            present = present.astype(np.float64)
+            if not np.isfinite(present).all():
+                raise ValueError(f"column {name!r} holds infinite values")
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, n_bins + 1)))[1:-1]
+            codes = np.searchsorted(edges, present, side="left")
+            bin_values = np.array([np.median(present[codes == k])
+                                   for k in range(len(edges) + 1)])
+            return Column(name, np.arange(len(edges) + 1), edges=edges, bin_values=bin_values)
+        if kind == "f" and np.all(distinct == np.round(distinct)):
+            distinct = distinct.astype(np.int64)        # integers stored as floats
+        return Column(name, distinct)
+    if kind == "b":
+        return Column(name, np.unique(present))
+    return Column(name, _sorted_unique(present))
+
+
+def fit_columns(X: Any, *, numeric: str, n_bins: int) -> list[Column]:
+    """A :class:`Column` per column of ``X``; warns about columns with more than
+    :data:`MANY_CATEGORIES` categories (their cost)."""
+    names = column_names(X)
+    columns = [fit_column(column_values(X, j), names[j], numeric=numeric, n_bins=n_bins)
+               for j in range(X.shape[1])]
+    many = [f"{c.name!r} ({len(c.categories)})" for c in columns
+            if len(c.categories) > MANY_CATEGORIES]
+    if many:
+        warnings.warn(
+            f"column {', '.join(many)} has more than {MANY_CATEGORIES} categories: each is a "
+            "word with its own embeddings, and a training step costs rows x (sum of the "
+            "columns' category counts) x d_model; group rare categories, or bin the column "
+            "if it is numeric", UserWarning, stacklevel=3)
+    return columns
+
+
+def encode(columns: list[Column], X: Any, *, handle_unknown: str, what: str = "X"
+           ) -> np.ndarray:
+    """Category codes (n, D) of the columns of ``X`` in the smallest signed dtype; -1 for
+    missing or unknown cells. An unknown category warns (``handle_unknown="mask"``) or
+    raises (``"error"``), naming the column and the values."""
+    high = max(len(c.categories) for c in columns)
+    codes = np.empty(X.shape, dtype=smallest_int(high))
+    unknown: list[str] = []
+    for j, column in enumerate(columns):
+        codes[:, j], is_unknown = column.codes(column_values(X, j))
+        if is_unknown.any():
+            values = pd.unique(pd.Series(column_values(X, j)[is_unknown], dtype=object))
+            unknown.append(f"{column.name!r}: {list(values[:5])}")
+    if unknown:
+        message = "categories not seen in fit, column " + "; column ".join(unknown)
+        if handle_unknown == "error":
+            raise ValueError(f"{what} has {message} (handle_unknown='error')")
+        warnings.warn(f"{what} has {message}; read as missing (the mask)", UserWarning,
+                      stacklevel=3)
+    return codes
+
+
+def build_vocabulary(columns: list[Column], classes: np.ndarray, vocabulary: str
+                     ) -> tuple[str, list[np.ndarray], int]:
+    """``(kind, words, n_words)``: ``words[i]`` holds the word id of each category of
+    position ``i`` (the columns in order, then the target with ``classes``)."""
+    columns = [*columns, Column("target", classes)]
+    largest = max(columns, key=lambda c: len(c.categories)).categories
+    common = all((pd.Index(largest).get_indexer(pd.Index(c.categories, dtype=object))
+                  >= 0).all() for c in columns)
+    if vocabulary == "auto":
+        vocabulary = "shared" if common else "per_column"
+    if vocabulary == "shared":
+        words = pd.Index(largest, dtype=object) if common else pd.Index(
+            _sorted_unique(np.concatenate([c.categories.astype(object) for c in columns])))
+        return (vocabulary, [words.get_indexer(pd.Index(c.categories, dtype=object))
+                             for c in columns], len(words))
+    sizes = [len(c.categories) for c in columns]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return (vocabulary, [np.arange(o, o + n) for o, n in zip(offsets[:-1], sizes, strict=True)],
+            int(offsets[-1]))
+
+
+def word_ids(codes: np.ndarray, words: list[np.ndarray], mask: int) -> np.ndarray:
+    """Word ids (n, len(words)) of category codes (n, D <= len(words)), in the smallest
+    unsigned dtype; a code -1 and the positions past ``D`` (the target) read as ``mask``."""
+    ids = np.full((codes.shape[0], len(words)), mask, dtype=smallest_uint(mask))
+    for j in range(codes.shape[1]):
+        known = codes[:, j] >= 0
+        ids[known, j] = words[j][codes[known, j]]
+    return ids

@@ -1,0 +1,183 @@
+"""Saving and loading a fitted :class:`WordExpertsClassifier`: safetensors + JSON, no pickle.
+
+A saved model is a folder with ``model.safetensors`` (the weights, each binned column's
+edges and bin values) and ``model.json`` (settings, config, categories, vocabulary,
+history). :func:`load` checks what it reads: a file that does not parse, or fields that
+disagree with each other (say, a class list shorter than the target's words), raise a
+``ValueError`` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
+from wordexperts.core.loop import History
+from wordexperts.tabular.encoding import Column
+
+__all__ = ["FORMAT", "load", "save"]
+
+FORMAT = "wordexperts.WordExpertsClassifier/2"
+WEIGHTS, META = "model.safetensors", "model.json"
+
+
+def save(clf: Any, path: str | Path) -> None:
+    """Write the fitted ``clf`` to the folder ``path`` (created if needed)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().numpy() for k, v in clf.model_.state_dict().items()}
+    columns = []
+    for j, column in enumerate(clf.columns_):
+        entry: dict[str, Any] = {"name": column.name}
+        if column.numeric:
+            tensors[f"column.{j}.edges"] = column.edges
+            tensors[f"column.{j}.bin_values"] = column.bin_values
+            entry["n_bins"] = len(column.categories)
+        else:
+            entry["categories"] = _to_json_list(column.categories, column.name)
+            entry["dtype"] = column.categories.dtype.str
+        columns.append(entry)
+    meta = {
+        "format": FORMAT,
+        "params": clf.get_params(),
+        "config": clf.model_.config.to_dict(),
+        "classes": _to_json_list(clf.classes_, "y"),
+        "classes_dtype": clf.classes_.dtype.str,
+        "columns": columns,
+        "vocabulary": clf.vocabulary_,
+        "words": [w.tolist() for w in clf.words_],
+        "n_features_in": clf.n_features_in_,
+        "feature_names_in": (list(clf.feature_names_in_)
+                             if hasattr(clf, "feature_names_in_") else None),
+        "history": clf.history_.to_dict(),
+        "n_restarts": clf.n_restarts_,
+    }
+    save_file(tensors, str(path / WEIGHTS))
+    (path / META).write_text(json.dumps(meta, indent=1))
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def load(cls: type, path: str | Path) -> Any:
+    """Read a model written by :func:`save` (``path``: its folder, or a file in it)."""
+    path = Path(path)
+    if path.is_file() and path.name in (WEIGHTS, META):
+        path = path.parent
+    elif path.is_file():
+        raise ValueError(f"{path} is a file, not a saved model: give the folder that "
+                         f"WordExpertsClassifier.save wrote ({META} + {WEIGHTS})")
+    elif not path.exists():
+        raise FileNotFoundError(f"no saved model at {path}: the folder does not exist")
+    meta_file, weights_file = path / META, path / WEIGHTS
+    for file in (meta_file, weights_file):
+        if not file.is_file():
+            raise FileNotFoundError(f"{path} is not a saved model: {file.name} is missing")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{meta_file} is not a valid saved model: not JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{meta_file} is not a valid saved model: not a saved "
+                         f"WordExpertsClassifier (format {found!r}, expected {FORMAT!r})")
+    try:
+        tensors = load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{weights_file} is not a valid saved model: {exc}") from exc
+    try:
+        return _build(cls, meta, tensors)
+    except _Invalid as exc:
+        raise ValueError(f"{path} is not a valid saved model: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{meta_file} is not a valid saved model: bad or missing field "
+                         f"{exc}") from None
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise _Invalid(message)
+
+
+def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
+    clf = cls(**meta["params"])
+    try:
+        config = AttentionConfig(**meta["config"])
+    except ValueError as exc:
+        raise _Invalid(f"field 'config' in {META}: {exc}") from None
+    n_features = meta["n_features_in"]
+    columns, words = meta["columns"], meta["words"]
+    classes = _from_json_list(meta["classes"], meta["classes_dtype"])
+    _check(config.seq_len == n_features + 1 == len(columns) + 1 == len(words),
+           f"{META} disagrees with itself: config.seq_len={config.seq_len}, "
+           f"n_features_in={n_features}, {len(columns)} 'columns', {len(words)} 'words' "
+           "(expected features + 1 target positions)")
+    _check(len(classes) == len(words[-1]) >= 2,
+           f"field 'classes' in {META} has {len(classes)} entries but the target has "
+           f"{len(words[-1])} words")
+    names = meta["feature_names_in"]
+    _check(names is None or len(names) == n_features,
+           f"field 'feature_names_in' in {META} has {len(names or [])} names for "
+           f"{n_features} features")
+    model = BidirectionalAttention(config)
+    state = {k[len("model."):]: torch.from_numpy(v) for k, v in tensors.items()
+             if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise _Invalid(f"the weights in {WEIGHTS} do not fit field 'config' in {META}: "
+                       f"{str(exc).splitlines()[0]} ...") from None
+    model.eval()
+    clf.columns_ = []
+    for j, entry in enumerate(columns):
+        if "n_bins" in entry:
+            edges, bin_values = tensors.get(f"column.{j}.edges"), tensors.get(
+                f"column.{j}.bin_values")
+            _check(edges is not None and bin_values is not None
+                   and len(edges) + 1 == len(bin_values) == entry["n_bins"],
+                   f"binned column {entry['name']!r}: its edges and bin values in {WEIGHTS} "
+                   f"do not give {entry['n_bins']} bins")
+            column = Column(entry["name"], np.arange(entry["n_bins"]), edges=edges,
+                            bin_values=bin_values)
+        else:
+            column = Column(entry["name"], _from_json_list(entry["categories"], entry["dtype"]))
+        _check(len(column.categories) == len(words[j]),
+               f"column {column.name!r} has {len(column.categories)} categories in {META} "
+               f"but {len(words[j])} entries in field 'words'")
+        clf.columns_.append(column)
+    clf.words_ = [np.array(w, dtype=np.int64) for w in words]
+    _check(all(len(w) and w.min() >= 0 and w.max() < config.vocab_size for w in clf.words_),
+           f"field 'words' in {META} holds ids outside 0..vocab_size-1 = "
+           f"0..{config.vocab_size - 1}")
+    clf.model_ = model
+    clf.classes_ = classes
+    clf.vocabulary_ = meta["vocabulary"]
+    clf.n_words_ = config.vocab_size
+    clf.n_features_in_ = n_features
+    if names is not None:
+        clf.feature_names_in_ = np.array(names, dtype=object)
+    clf.history_ = History.from_dict(meta["history"])
+    clf.n_restarts_ = meta["n_restarts"]
+    return clf
+
+
+def _to_json_list(values: np.ndarray, name: str) -> list:
+    out = []
+    for v in values.tolist():
+        if not (v is None or isinstance(v, str | bool | int | float)):
+            raise ValueError(f"cannot save column {name!r}: category {v!r} of type "
+                             f"{type(v).__name__} is not a JSON string, number or bool")
+        out.append(v)
+    return out
+
+
+def _from_json_list(values: list, dtype: str) -> np.ndarray:
+    return np.array(values, dtype=object if dtype == "|O" else np.dtype(dtype))

@@ -1,0 +1,132 @@
+"""Fitting and reading the tabular model: what :class:`WordExpertsClassifier` calls.
+
+:func:`fit_table` trains a one-block :class:`~wordexperts.core.attention.BidirectionalAttention`
+on an encoded table (word ids, class indices, cell weights: :mod:`wordexperts.tabular.encoding`)
+with :func:`~wordexperts.tabular.one_block.fit_one_block`: the paper's initialization, an
+optional held-out slice of the rows for early stopping, and restarts of collapsed fits.
+:func:`position_log_proba` reads ``log p`` over one position's words from a fitted model, in
+row chunks, without the full-vocabulary logits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
+from wordexperts.core.experts import to_experts
+from wordexperts.core.loop import History, planned_steps
+from wordexperts.tabular.one_block import OutputClasses, fit_one_block, paper_init
+
+__all__ = ["AUTO_EARLY_STOPPING_ROWS", "MAX_VALIDATION_ROWS", "fit_table", "position_log_proba"]
+
+#: ``early_stopping="auto"`` holds out a validation slice when the table has more rows.
+AUTO_EARLY_STOPPING_ROWS = 10_000
+#: The held-out slice is ``validation_fraction`` of the rows, at most this many.
+MAX_VALIDATION_ROWS = 5_000
+#: Early stopping checks the validation loss at least this many times over the budget.
+CHECKS = 20
+# restart a fit whose target puts more than this share of every head's gate on its own
+# masked slot (on average over up to _COLLAPSE_ROWS training rows), at most _MAX_RESTARTS times
+_COLLAPSED = 0.99
+_COLLAPSE_ROWS = 512
+_MAX_RESTARTS = 2
+# rows per chunk when reading predictions
+_PREDICT_ROWS = 4096
+
+
+def validation_rows(n_rows: int, *, early_stopping: bool | str, fraction: float) -> int:
+    """How many rows :func:`fit_table` holds out: 0 without early stopping.
+
+    >>> validation_rows(2000, early_stopping="auto", fraction=0.1)
+    0
+    >>> validation_rows(200_000, early_stopping="auto", fraction=0.1)
+    5000
+    """
+    on = n_rows > AUTO_EARLY_STOPPING_ROWS if early_stopping == "auto" else early_stopping
+    if not on:
+        return 0
+    n_val = min(max(1, round(fraction * n_rows)), MAX_VALIDATION_ROWS)
+    if n_val >= n_rows:
+        raise ValueError(f"early stopping needs at least 2 rows, got {n_rows}")
+    return n_val
+
+
+def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
+              words: list[np.ndarray], config: AttentionConfig, settings: dict[str, Any],
+              rng: np.random.Generator, progress: bool = False
+              ) -> tuple[BidirectionalAttention, History, int]:
+    """Fit the tabular model; returns ``(model, history, n_restarts)``.
+
+    ``ids`` (n, L): word ids, the target last; ``target`` (n, L): each cell's class index
+    into its position's ``words``; ``weight`` (n, L): which cells are prediction targets.
+    ``settings``: the estimator's (``method``, ``epochs``, ``max_steps``, ``batch_size``,
+    ``lr``, ``lr_schedule``, ``early_stopping``, ``validation_fraction``, ``patience``,
+    ``device``). With early stopping, a random slice of the rows (:func:`validation_rows`)
+    is held out and scored on the target's log loss; the weights of the best check are kept.
+    """
+    s = settings
+    classes = OutputClasses(words, vocab_size=config.vocab_size)
+    n_val = validation_rows(len(ids), early_stopping=s["early_stopping"],
+                            fraction=s["validation_fraction"])
+    validation, patience, eval_every = None, None, None
+    if n_val:
+        order = rng.permutation(len(ids))
+        held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
+        val_weight = np.zeros(weight[held].shape, dtype=bool)
+        val_weight[:, -1] = weight[held, -1] > 0        # the target's log loss
+        validation = (ids[held], target[held], val_weight)
+        ids, target, weight = ids[kept], target[kept], weight[kept]
+        n_items = len(ids) if s["method"] == "single_pass" else int((weight > 0).sum())
+        total = planned_steps(n_items=n_items, batch_size=s["batch_size"],
+                              epochs=s["epochs"], max_steps=s["max_steps"])
+        per_epoch = -(-n_items // s["batch_size"])
+        eval_every = max(1, min(per_epoch, math.ceil(total / CHECKS)))
+        patience = s["patience"]
+    masked = ids[:_COLLAPSE_ROWS].astype(np.int64)
+    masked[:, -1] = config.mask_id
+    n_restarts = 0
+    while True:
+        model = BidirectionalAttention(config)
+        paper_init(model, rng)
+        history = fit_one_block(
+            model, ids, target=target, weight=weight, classes=classes, method=s["method"],
+            epochs=s["epochs"], max_steps=s["max_steps"], batch_size=s["batch_size"],
+            lr=s["lr"], lr_schedule=s["lr_schedule"], validation=validation,
+            patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
+            progress=progress,
+        )
+        # A target whose gates sit on its own masked slot in every head ignores every
+        # feature: a degenerate solution some initializations fall into. Restart.
+        own = to_experts(model).gates(masked)[:, :, -1, -1].mean(0)
+        if own.min() < _COLLAPSED or n_restarts == _MAX_RESTARTS:
+            return model, history, n_restarts
+        n_restarts += 1
+
+
+@torch.no_grad()
+def hidden_states(model: BidirectionalAttention, ids: np.ndarray) -> torch.Tensor:
+    """The block's output at every position of rows read as given: (n, L, d)."""
+    model.eval()
+    h = model.embed(torch.from_numpy(ids.astype(np.int64)))
+    for layer in model.layers:
+        h = layer(h)
+    return h
+
+
+@torch.no_grad()
+def position_log_proba(model: BidirectionalAttention, ids: np.ndarray, words: np.ndarray,
+                       position: int) -> np.ndarray:
+    """``log p`` over ``words`` (the softmax restricted to them) at ``position`` of each row
+    read as given (the position holding the mask id to predict it): (n, len(words))."""
+    out = model.output
+    index = torch.from_numpy(np.asarray(words, dtype=np.int64))
+    weight, bias = out.weight[index], out.bias[index]
+    parts = []
+    for start in range(0, len(ids), _PREDICT_ROWS):
+        h = hidden_states(model, ids[start:start + _PREDICT_ROWS])[:, position]
+        parts.append(torch.nn.functional.linear(h, weight, bias).log_softmax(-1).numpy())
+    return np.concatenate(parts)
