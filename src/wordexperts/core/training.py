@@ -10,12 +10,14 @@ Two methods with the same objective value and gradients (paper.md section 3):
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from wordexperts.core.attention import Method, as_ids, masked_copies
+from wordexperts.core.loop import run_loop
 
 
 def mlm_loss(model: nn.Module, x: torch.Tensor, *, method: Method = "single_pass"
@@ -94,33 +96,28 @@ def fit_mlm(
         )
 
     torch.manual_seed(seed)  # dropout draws
-    order = torch.Generator().manual_seed(seed)
     n, length = X.shape
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    model.train()
-    history: list[float] = []
-    bar = tqdm(range(epochs), desc=f"fit_mlm ({method})", unit="epoch",
-               disable=None if progress is None else not progress)
-    for _ in bar:
+
+    def step(batch: np.ndarray, lr_scale: float) -> tuple[float, float]:
+        items = torch.from_numpy(batch)
         if method == "single_pass":
-            items = torch.randperm(n, generator=order)
-        else:
-            items = torch.randperm(n * length, generator=order)  # (row, position) pairs
-        total = 0.0
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
-            if method == "single_pass":
-                loss = mlm_loss(model, X[batch])
-            else:
-                rows, position = batch // length, batch % length
-                copies = X[rows].clone()
-                copies[torch.arange(len(batch)), position] = model.config.mask_id
-                loss = copy_loss(model, copies, position, X[rows, position])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        history.append(total / len(items))
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
+            loss = mlm_loss(model, X[items])
+        else:  # items are (row, position) pairs: one masked copy each
+            rows, position = items // length, items % length
+            copies = X[rows]  # advanced indexing: a copy
+            copies[torch.arange(len(items)), position] = model.config.mask_id
+            loss = copy_loss(model, copies, position, X[rows, position])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item(), float(len(items))
+
+    model.train()
+    history = run_loop(
+        n_items=n if method == "single_pass" else n * length, batch_size=batch_size, step=step,
+        rng=np.random.default_rng(seed), epochs=epochs, desc=f"fit_mlm ({method})",
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
     model.eval()
-    return history
+    return history.loss
