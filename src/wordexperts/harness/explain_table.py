@@ -1,0 +1,187 @@
+"""``wordexperts explain-table``: which columns drive a saved tabular model's predictions.
+
+Reads a model written by :meth:`WordExpertsClassifier.save` and a CSV, and writes (from
+:mod:`wordexperts.tabular.explain`): ``contributions.csv`` (the tidy per-row, column and
+class gates and logit contributions of the chosen rows), ``importance.csv`` (global
+importance over all rows of the CSV), with ``--reference`` ``gate_shift.csv`` (the mean
+gates of the reference rows against the CSV's), and the figures: ``row_<n>`` (one row's
+contributions to its predicted class), ``importance`` and ``gate_shift``, as PNG, SVG or PDF.
+
+    wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR [--reference train.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wordexperts.tabular.explain import (
+    BIAS,
+    TARGET_SLOT,
+    centred,
+    explain_predictions,
+    gate_shift,
+    global_importance,
+)
+
+FORMATS = ("png", "svg", "pdf")
+DEFAULT_OUT = Path("runs") / "explain-table"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    if path.suffix.lstrip(".").lower() not in FORMATS:
+        raise ValueError(f"path must end with one of {', '.join('.' + f for f in FORMATS)}, "
+                         f"got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return path
+
+
+def row_contributions(frame: pd.DataFrame, row: Any, *, klass: Any = None) -> pd.DataFrame:
+    """One row of :func:`~wordexperts.tabular.explain.explain_predictions` (summed over heads)
+    for one class (default: the predicted one): per column the gate, the contribution and
+    the centred contribution (minus its mean over the classes), largest centred first."""
+    if "head" in frame.columns:
+        raise ValueError("give the frame summed over heads (explain_predictions(by_head=False))")
+    one = frame[frame["row"] == row]
+    if one.empty:
+        raise ValueError(f"row {row!r} is not in the frame")
+    table = one.pivot_table(index="column", columns="class", values="contribution",
+                            sort=False)
+    logits = table.sum()
+    klass = logits.idxmax() if klass is None else klass
+    if klass not in table.columns:
+        raise ValueError(f"class {klass!r} is not one of {list(table.columns)}")
+    centre = pd.DataFrame(centred(table.to_numpy()), index=table.index, columns=table.columns)
+    gates = one.drop_duplicates("column").set_index("column")["gate"]
+    out = pd.DataFrame({"gate": gates, "contribution": table[klass],
+                        "centred": centre[klass]})
+    out.attrs.update({"row": row, "class": klass})
+    return out.sort_values("centred", ascending=False, key=np.abs, kind="stable")
+
+
+def plot_row(frame: pd.DataFrame, row: Any, path: str | Path, *, klass: Any = None) -> Path:
+    """Bar chart of one row's centred contributions to a class (default: the predicted one),
+    with each column's gate in its label."""
+    data = row_contributions(frame, row, klass=klass).drop(index=BIAS)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 0.35 * len(data) + 1.6), dpi=100, layout="constrained")
+    labels = [f"{c}  (gate {g:.2f})" for c, g in zip(data.index, data["gate"], strict=True)]
+    colors = ["tab:blue" if v >= 0 else "tab:red" for v in data["centred"]]
+    ax.barh(range(len(data)), data["centred"], color=colors)
+    ax.set_yticks(range(len(data)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlabel(f"contribution to the logit of class {data.attrs['class']!r}, "
+                  "minus its mean over the classes", fontsize=8)
+    ax.set_title(f"row {row}: which columns (experts) push the prediction", fontsize=10)
+    return _save(fig, Path(path))
+
+
+def plot_importance(importance: pd.Series, path: str | Path) -> Path:
+    """Bar chart of :func:`~wordexperts.tabular.explain.global_importance`."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 0.35 * len(importance) + 1.4), dpi=100,
+                           layout="constrained")
+    ax.barh(range(len(importance)), importance.to_numpy(), color="tab:blue")
+    ax.set_yticks(range(len(importance)), [str(c) for c in importance.index], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean |centred logit contribution|", fontsize=8)
+    ax.set_title("global importance of each column (expert)", fontsize=10)
+    return _save(fig, Path(path))
+
+
+def plot_gate_shift(shift: pd.DataFrame, path: str | Path) -> Path:
+    """Grouped bars of :func:`~wordexperts.tabular.explain.gate_shift` (summed over heads):
+    each column's mean gate in both groups."""
+    if isinstance(shift.index, pd.MultiIndex):
+        raise ValueError("give the gate shift averaged over heads (by_head=False)")
+    groups = [c for c in shift.columns if c.startswith("gate_")]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(shift) + 1.5), 3.6), dpi=100,
+                           layout="constrained")
+    x = np.arange(len(shift))
+    for n, group in enumerate(groups):
+        ax.bar(x + (n - 0.5) * 0.4, shift[group], width=0.4, label=group[len("gate_"):])
+    ax.set_xticks(x, [str(c) for c in shift.index], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("mean gate at the target", fontsize=8)
+    ax.set_title("how the mixture shifts between the groups", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def _features(clf: Any, frame: pd.DataFrame, source: Path) -> pd.DataFrame:
+    names = [c.name for c in clf.columns_]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: no column(s) {missing} (the model was fitted on {names})")
+    return frame[names]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="folder of a saved WordExpertsClassifier")
+    parser.add_argument("data", type=Path, help="CSV with the model's feature columns "
+                        "(other columns, such as the target, are ignored)")
+    parser.add_argument("--rows", type=int, nargs="+", default=[0],
+                        help="rows of the CSV to explain, 0-based (default: 0)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="a second CSV (say the training rows): compare its gates with "
+                             "the data's (gate_shift.csv and figure)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--format", nargs="+", choices=FORMATS, default=["png"],
+                        help="figure format(s) (default: png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from wordexperts.tabular.estimator import WordExpertsClassifier
+
+    clf = WordExpertsClassifier.load(args.model)
+    if not args.data.is_file():
+        raise FileNotFoundError(f"data: {args.data} is not a file")
+    X = _features(clf, pd.read_csv(args.data), args.data)
+    bad = [r for r in args.rows if not 0 <= r < len(X)]
+    if bad:
+        raise ValueError(f"--rows {bad} out of range: {args.data} has {len(X)} rows (0-based)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = explain_predictions(clf, X.iloc[args.rows])
+    written = [out / "contributions.csv", out / "importance.csv"]
+    frame.to_csv(written[0], index=False)
+    importance = global_importance(clf, X)
+    importance.to_csv(written[1])
+    print(f"contributions: {frame.attrs['quantity']}\n")
+    for row in args.rows:
+        table = row_contributions(frame, row)
+        print(f"row {row}: predicted class {table.attrs['class']!r}")
+        print(table.round(3).to_string(), "\n")
+        written += [plot_row(frame, row, out / f"row_{row}.{fmt}") for fmt in args.format]
+    print("global importance (mean |centred logit contribution|) over all "
+          f"{len(X)} rows:\n{importance.round(3).to_string()}\n")
+    written += [plot_importance(importance, out / f"importance.{fmt}") for fmt in args.format]
+    if args.reference is not None:
+        if not args.reference.is_file():
+            raise FileNotFoundError(f"reference: {args.reference} is not a file")
+        reference = _features(clf, pd.read_csv(args.reference), args.reference)
+        shift = gate_shift(clf, reference, X, groups=("reference", "data"))
+        shift.to_csv(out / "gate_shift.csv")
+        written.append(out / "gate_shift.csv")
+        print(f"mean gates, reference vs data ({TARGET_SLOT}: the target's own slot):\n"
+              f"{shift.round(3).to_string()}\n")
+        written += [plot_gate_shift(shift, out / f"gate_shift.{fmt}") for fmt in args.format]
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
