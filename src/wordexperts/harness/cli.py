@@ -22,7 +22,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("reproduce", "table5"), "wordexperts.harness.table5", "paper Table 5 (auto-mpg OOD)"),
     (("reproduce", "tables34"), "wordexperts.harness.tables34",
      "paper Tables 3-4 (simulated OOD)"),
-    (("reproduce", "analogies"), "wordexperts.analogy.evaluation",
+    (("reproduce", "analogies"), "wordexperts.harness.analogies",
      "paper Tables 1-2 (word analogies)"),
     (("reproduce", "analogy-theory"), "wordexperts.harness.analogy_theory",
      "planted analogies: CBOW vs attention"),
