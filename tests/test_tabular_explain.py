@@ -20,7 +20,6 @@ from wordexperts.tabular.explain import (
     gate_shift,
     global_importance,
     mixture_contributions,
-    word_ids,
 )
 
 TOL = 1e-10
@@ -47,7 +46,7 @@ def with_model(clf, model):
 
 def reference_logits(clf, X):
     """The model's own class logits at the masked target, float64."""
-    ids = torch.from_numpy(word_ids(clf, X))
+    ids = torch.from_numpy(clf.word_ids(X))
     with torch.no_grad():
         return clf.model_(ids)[:, -1, torch.as_tensor(clf.words_[-1])].numpy()
 
@@ -194,6 +193,8 @@ def test_command_explains_rows_of_a_csv(fitted, data, tmp_path, capsys):
     for name in ("row_0", "row_5", "importance", "gate_shift"):
         for fmt in ("png", "svg", "pdf"):
             assert (tmp_path / "out" / f"{name}.{fmt}").stat().st_size > 0
+    assert cli.main(argv[:2] + ["--out", str(tmp_path / "o2")]) == 2
+    assert "needs MODEL_DIR and DATA.csv" in capsys.readouterr().err
     assert cli.main(argv[:3] + ["--rows", "300", "--out", str(tmp_path / "o2")]) == 2
     assert "--rows [300] out of range" in capsys.readouterr().err
     X_test.drop(columns="x3").to_csv(tmp_path / "bad.csv", index=False)

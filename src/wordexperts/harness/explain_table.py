@@ -133,9 +133,12 @@ def _features(clf: Any, frame: pd.DataFrame, source: Path) -> pd.DataFrame:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", type=Path, help="folder of a saved WordExpertsClassifier")
-    parser.add_argument("data", type=Path, help="CSV with the model's feature columns "
-                        "(other columns, such as the target, are ignored)")
+    # optional for argparse so that the command parses without them (tests/test_cli.py);
+    # run() requires both
+    parser.add_argument("model", type=Path, nargs="?",
+                        help="folder of a saved WordExpertsClassifier (required)")
+    parser.add_argument("data", type=Path, nargs="?", help="CSV with the model's feature "
+                        "columns; other columns, such as the target, are ignored (required)")
     parser.add_argument("--rows", type=int, nargs="+", default=[0],
                         help="rows of the CSV to explain, 0-based (default: 0)")
     parser.add_argument("--reference", type=Path, default=None,
@@ -150,6 +153,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from wordexperts.tabular.estimator import WordExpertsClassifier
 
+    if args.model is None or args.data is None:
+        raise ValueError("explain-table needs MODEL_DIR and DATA.csv: "
+                         "wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR")
     clf = WordExpertsClassifier.load(args.model)
     if not args.data.is_file():
         raise FileNotFoundError(f"data: {args.data} is not a file")

@@ -78,14 +78,6 @@ class MixtureContributions:
         return self.logits.sum((1, 2)) + self.logit_bias
 
 
-def word_ids(clf: Any, X: Any) -> np.ndarray:
-    """Word ids (n, n_features + 1) of the rows of ``X``, the target read as the mask."""
-    if hasattr(clf, "word_ids"):
-        return np.asarray(clf.word_ids(X))
-    # TODO(tabular helper): remove once WordExpertsClassifier.word_ids lands
-    return clf._ids(clf._encode(clf._check_X(X)))
-
-
 def _engine(clf: Any) -> ContinuousWordExperts:
     if not hasattr(clf, "model_"):
         raise ValueError("the classifier is not fitted: call fit(X, y) first (or load a "
@@ -101,11 +93,12 @@ def mixture_contributions(clf: Any, X: Any) -> MixtureContributions:
     """Split the target's mixture and class logits over the columns (experts) and heads.
 
     ``clf``: a fitted :class:`~wordexperts.tabular.estimator.WordExpertsClassifier` (its
-    ``model_``, ``classes_``, ``columns_``, ``words_``). Exact in float64 for both blocks;
-    see :class:`MixtureContributions` and the module docs for what is reconstructed.
+    ``model_``, ``classes_``, ``columns_``, ``words_`` and ``word_ids``). Exact in float64
+    for both blocks; see :class:`MixtureContributions` and the module docs for what is
+    reconstructed.
     """
     engine = _engine(clf)
-    ids = torch.from_numpy(word_ids(clf, X))
+    ids = torch.from_numpy(clf.word_ids(X))
     cfg = engine.config
     t = cfg.seq_len - 1
     gates = engine.mask_gates(ids, mask_id=cfg.mask_id)[:, :, t]                # (n, H, L)
