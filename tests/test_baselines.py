@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -13,11 +12,15 @@ from threadpoolctl import threadpool_limits
 from wordexperts.datasets import load_auto_mpg, make_shift_simulation
 from wordexperts.harness.baselines import (
     PAPER_GRIDS,
+    PEER_MODELS,
+    PEERS,
     fit_predict_peer,
     grid_search,
     make_baseline,
     one_hot,
+    peer_configs,
     peers_available,
+    require_peers,
 )
 
 
@@ -113,23 +116,54 @@ def test_fast_search_selects_gridsearchcvs_model_at_paper_size(name):
 
 
 def test_peers_name_the_missing_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pytorch_tabular", None)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pytorch_tabular" else real(name, *a))
     assert not peers_available()
     train, test = load_auto_mpg()
-    with pytest.raises(ImportError, match="pytorch_tabular"):
+    with pytest.raises(ImportError, match=r"pip install 'wordexperts\[peers\]'"):
         fit_predict_peer("ft_transformer", train, test)
+    with pytest.raises(ImportError, match=r"wordexperts\[peers\]"):
+        require_peers()
     with pytest.raises(ValueError, match="name must be one of"):
-        fit_predict_peer("tabnet", train, test)
+        fit_predict_peer("node", train, test)
 
 
-@pytest.mark.skipif(not peers_available(), reason="the peers extra (pytorch_tabular) is absent")
-def test_peer_fits_and_is_deterministic():
-    import torch
+needs_peers = pytest.mark.skipif(not peers_available(),
+                                 reason="the peers extra (pytorch_tabular) is absent")
 
-    torch.set_num_threads(1)
+
+@needs_peers
+@pytest.mark.parametrize("name", PEERS)
+def test_peer_configs_are_the_authors(name):
+    """yixinw-lab/attention-uai, auto-mpg.ipynb: batch 128, 200 epochs, lr 1e-3, a linear head
+    without hidden layers, dropout 0.1, kaiming init; CategoryEmbedding "64-32" with ReLU;
+    otherwise the library's defaults (Adam, early stopping on the validation loss)."""
+    configs = peer_configs(name, features=["a", "b"], seed=7)
+    model, trainer = configs.model, configs.trainer
+    assert model.task == "classification" and model.learning_rate == 1e-3
+    assert model.head == "LinearHead"
+    assert {k: model.head_config[k] for k in ("layers", "dropout", "initialization")} == {
+        "layers": "", "dropout": 0.1, "initialization": "kaiming"}
+    if name == "category_embedding":
+        assert (model.layers, model.activation) == ("64-32", "ReLU")
+    assert (trainer.batch_size, trainer.max_epochs, trainer.seed) == (128, 200, 7)
+    assert (trainer.early_stopping, trainer.early_stopping_patience) == ("valid_loss", 3)
+    assert trainer.load_best
+    assert configs.optimizer.optimizer == "Adam" and configs.optimizer.lr_scheduler is None
+    assert configs.data.categorical_cols == ["a", "b"] and configs.data.continuous_cols == []
+    assert type(model).__name__ == PEER_MODELS[name][0]
+
+
+@needs_peers
+def test_peer_fits_and_is_deterministic_even_at_seed_zero():
+    # PyTorch Tabular skips seeding for a falsy seed; fit_predict_peer seeds itself
     train, test = load_auto_mpg()
-    first = fit_predict_peer("category_embedding", train, test, seed=3, epochs=3)
-    second = fit_predict_peer("category_embedding", train, test, seed=3, epochs=3)
+    first = fit_predict_peer("category_embedding", train, test, seed=0, epochs=3)
+    second = fit_predict_peer("category_embedding", train, test, seed=0, epochs=3)
     assert first[0].shape == (245,) and first[1].shape == (140,)
     assert set(np.unique(first[1])) <= {0, 1, 2}
+    np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])

@@ -47,11 +47,9 @@ the table, saves a plot and resumes from its results file.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -63,7 +61,10 @@ from wordexperts.analogy import evaluate
 from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
 from wordexperts.core.cbow import CBOW, CBOWConfig
 from wordexperts.core.experts import to_experts
+from wordexperts.core.threads import single_thread
 from wordexperts.core.training import fit_mlm
+from wordexperts.harness.markdown import markdown_table
+from wordexperts.harness.store import ResultStore, settings_key
 
 Salience = Literal["random", "linear"]
 MODELS = ("planted", "cbow", "attention", "attention-experts")
@@ -74,6 +75,8 @@ MODEL_LABELS = {
     "attention-experts": "attention: Wo Wv E",
 }
 RESULTS_FILE = "results.jsonl"
+RESULT_KEY = ("model", "alpha", "seed", "settings")
+REPORT_FILE = "report.md"
 PLOT_FILE = "analogy_theory.png"
 
 
@@ -340,11 +343,6 @@ class TheorySettings:
     batch_size: int = 64
     lr: float = 1e-2
 
-    def key(self) -> str:
-        """A short hash of the settings: results are only reused under the same key."""
-        text = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
     def world(self, seed: int) -> PlantedWorld:
         return make_world(n_groups=self.n_groups, n_roles=self.n_roles, n_filler=self.n_filler,
                           seq_len=self.seq_len, discourse_scale=self.discourse_scale,
@@ -393,18 +391,6 @@ def fit_one(model_name: str, world: PlantedWorld, x_train: np.ndarray, x_test: n
     return records
 
 
-def _read_results(path: Path, key: str) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if record.get("settings") == key:
-                records.append(record)
-    return records
-
-
 def run_experiment(
     settings: TheorySettings | None = None,
     *,
@@ -415,20 +401,19 @@ def run_experiment(
 ) -> pd.DataFrame:
     """Fit both models for every ``alpha`` and seed; one row per (model, alpha, seed).
 
-    With ``out``, each fitted model's results are appended to ``out/results.jsonl`` as soon
-    as they are known, and results already there (same settings) are not recomputed. The
-    planted vectors' own scores (``model="planted"``) are computed, never stored.
+    With ``out``, each fitted model's results are appended to ``out/results.jsonl`` (a
+    :class:`~wordexperts.harness.store.ResultStore` keyed by model, alpha, seed and
+    :func:`~wordexperts.harness.store.settings_key` of ``settings``) as soon as they are
+    known, and results already there are not recomputed. The planted vectors' own scores
+    (``model="planted"``) are computed, never stored.
     """
     settings = settings or TheorySettings()
     alphas = [_check_alpha(a) for a in alphas]
     if not seeds:
         raise ValueError("seeds must not be empty")
-    path = None
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        path = Path(out) / RESULTS_FILE
-    key = settings.key()
-    records = _read_results(path, key) if path else []
+    key = settings_key(settings)
+    store = ResultStore(Path(out) / RESULTS_FILE, key=RESULT_KEY) if out is not None else None
+    records = [r for r in store.records() if r.get("settings") == key] if store else []
     done = {(r["model"], r["alpha"], r["seed"]) for r in records}
 
     for seed in seeds:
@@ -444,9 +429,8 @@ def run_experiment(
             for name in todo:
                 new = fit_one(name, world, x_train, x_test, settings=settings, seed=seed)
                 new = [{**r, "alpha": alpha, "seed": seed, "settings": key} for r in new]
-                if path:
-                    with path.open("a") as f:
-                        f.writelines(json.dumps(r) + "\n" for r in new)
+                for record in new if store else ():
+                    store.append(record)
                 records += new
                 if progress:
                     r = new[0]
@@ -467,25 +451,26 @@ def summarize(results: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     return table.loc[order]
 
 
-def format_table(results: pd.DataFrame, metric: str = "accuracy") -> str:
-    """``metric`` as a text table: one row per alpha, ``mean ± sd [min, max]`` per model."""
+def summary_table(results: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """``metric`` per alpha (rows) and model (columns): ``mean ± sd [min, max]`` over seeds.
+
+    A frame for :func:`~wordexperts.harness.markdown.markdown_table`.
+    """
     summary = summarize(results, metric)
     models = list(dict.fromkeys(summary.index.get_level_values(0)))
     alphas = sorted(set(summary.index.get_level_values(1)))
-    cells = [["alpha"] + [MODEL_LABELS[m] for m in models]]
+    rows = []
     for a in alphas:
-        row = [f"{a:.2f}"]
+        row = {"alpha": f"{a:.2f}"}
         for m in models:
             if (m, a) not in summary.index:
-                row.append("")
+                row[MODEL_LABELS[m]] = ""
                 continue
             s = summary.loc[(m, a)]
             sd = 0.0 if np.isnan(s["std"]) else s["std"]
-            row.append(f"{s['mean']:.3f} ± {sd:.3f} [{s['min']:.3f}, {s['max']:.3f}]")
-        cells.append(row)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in cells)
+            row[MODEL_LABELS[m]] = f"{s['mean']:.3f} ± {sd:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def paired_differences(results: pd.DataFrame, metric: str = "accuracy", *,
@@ -503,17 +488,19 @@ def paired_differences(results: pd.DataFrame, metric: str = "accuracy", *,
                          "n": groups.size()})
 
 
-def format_paired(results: pd.DataFrame, metrics: Sequence[str]) -> str:
-    """Attention minus CBOW for each of ``metrics``: ``mean [min, max] (lower in k/n)``."""
+def paired_table(results: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Attention minus CBOW for each of ``metrics`` (columns) per alpha (rows):
+    ``mean [min, max] (lower in k/n)``; a frame for ``markdown_table``."""
     parts = [paired_differences(results, m) for m in metrics]
-    cells = [["alpha"] + list(metrics)]
+    rows = []
     for a in parts[0].index:
-        cells.append([f"{a:.2f}"] + [
-            f"{d.loc[a, 'mean']:+.3f} [{d.loc[a, 'min']:+.3f}, {d.loc[a, 'max']:+.3f}] "
-            f"(lower in {d.loc[a, 'lower']}/{d.loc[a, 'n']})" for d in parts])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in cells)
+        row = {"alpha": f"{a:.2f}"}
+        for metric, d in zip(metrics, parts, strict=True):
+            row[metric] = (f"{d.loc[a, 'mean']:+.3f} [{d.loc[a, 'min']:+.3f}, "
+                           f"{d.loc[a, 'max']:+.3f}] (lower in {d.loc[a, 'lower']}/"
+                           f"{d.loc[a, 'n']})")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def plot(results: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
@@ -592,8 +579,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "models (default: the library's, 1)")
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces ``args`` (options at their defaults left out)."""
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    defaults = vars(parser.parse_args([]))
+    parts = ["wordexperts reproduce analogy-theory"]
+    for name, value in vars(args).items():
+        if name in defaults and value != defaults[name]:
+            flag = "--" + name.replace("_", "-")
+            shown = " ".join(map(str, value)) if isinstance(value, list) else value
+            parts.append(f"{flag} {shown}")
+    return " ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the experiment, print the tables and save the plot."""
+    """Run the experiment, write ``report.md`` and the plot into ``--out``, print the report."""
     for flag, value in (("--seeds", args.seeds), ("--sentences", args.sentences),
                         ("--epochs", args.epochs)):
         if value < 1:
@@ -601,40 +602,50 @@ def run(args: argparse.Namespace) -> int:
     if args.init_std is not None and not args.init_std > 0:
         raise ValueError(f"--init-std must be positive, got {args.init_std}")
     alphas = [_check_alpha(a) for a in args.alphas]
-    torch.set_num_threads(1)
     settings = replace(TheorySettings(), salience=args.salience,
                        word_salience=args.word_salience,
                        position_salience=args.position_salience, n_sentences=args.sentences,
                        epochs=args.epochs, d_model=args.d_model, init_std=args.init_std)
     world = settings.world(0)
-    print(f"planted world: {world.vocab_size} words ({world.n_groups} groups x "
-          f"{world.n_roles} roles + fillers), k={world.dim}, {len(world.questions())} "
-          f"analogy questions, L={world.seq_len}; {settings.n_sentences} training sentences; "
-          f"d_model={settings.d_model or world.dim}, initial embeddings sd "
-          f"{1 if settings.init_std is None else settings.init_std}; "
-          f"salience={settings.salience} "
-          f"(word {settings.word_salience}, position {settings.position_salience})")
     start = time.perf_counter()
-    results = run_experiment(settings, alphas=alphas, seeds=range(args.seeds), out=args.out)
-    print(f"\nPlanted analogies solved (share of {len(world.questions())} questions; "
-          f"mean ± sd [min, max] over {args.seeds} seeds)")
-    print(format_table(results, "accuracy"))
-    print("\nNon-additive share of the analogy words' embeddings (0 = exact parallelograms)")
-    print(format_table(results, "non_additive"))
-    print("\nHeld-out pseudo-likelihood, -log p(x_i | x_-i) per word (nats)")
-    print(format_table(results[results["model"].isin(["cbow", "attention"])], "test_nll"))
-    print("\nAttention's gates: total variation from uniform (0 = CBOW's weights)")
-    print(format_table(results[results["model"] == "attention"], "gate_spread"))
-    print("\nAttention (E) minus CBOW (E), paired by seed: mean [min, max] (attention lower "
-          "in k of n seeds)")
-    print(format_paired(results, ["accuracy", "non_additive", "test_nll"]))
+    with single_thread():
+        results = run_experiment(settings, alphas=alphas, seeds=range(args.seeds),
+                                 out=args.out)
+    pairs = [("cbow", "attention")]
+    sections = [
+        (f"Planted analogies solved (share of {len(world.questions())} questions; "
+         f"mean ± sd [min, max] over {args.seeds} seeds)", summary_table(results, "accuracy")),
+        ("Non-additive share of the analogy words' embeddings (0 = exact parallelograms)",
+         summary_table(results, "non_additive")),
+        ("Held-out pseudo-likelihood, -log p(x_i | x_-i) per word (nats)",
+         summary_table(results[results["model"].isin(pairs[0])], "test_nll")),
+        ("Attention's gates: total variation from uniform (0 = CBOW's weights)",
+         summary_table(results[results["model"] == "attention"], "gate_spread")),
+        ("Attention (E) minus CBOW (E), paired by seed: mean [min, max] (attention lower in "
+         "k of n seeds)", paired_table(results, ["accuracy", "non_additive", "test_nll"])),
+    ]
+    lines = ["# Planted analogies: CBOW versus attention", "",
+             f"Command: `{_command(args)}`", "",
+             f"Planted world: {world.vocab_size} words ({world.n_groups} groups x "
+             f"{world.n_roles} roles + fillers), k={world.dim}, {len(world.questions())} "
+             f"analogy questions, L={world.seq_len}; {settings.n_sentences} training "
+             f"sentences; d_model={settings.d_model or world.dim}, initial embeddings sd "
+             f"{1 if settings.init_std is None else settings.init_std}; "
+             f"salience={settings.salience} (word {settings.word_salience}, position "
+             f"{settings.position_salience}). Settings key {settings_key(settings)}."]
+    for heading, table in sections:
+        lines += ["", f"## {heading}", "", markdown_table(table)]
     chance = 1.0 / (world.vocab_size - 3)
-    figure = plot(results, Path(args.out) / PLOT_FILE,
-                  title=f"planted analogies, salience={settings.salience} (word "
-                        f"{settings.word_salience}, position {settings.position_salience}), "
-                        f"d_model={settings.d_model or world.dim} (k={world.dim}), "
-                        f"{settings.n_sentences} sentences, {args.seeds} seeds; "
-                        f"band: min-max; chance accuracy {chance:.3f}")
-    print(f"\nresults: {Path(args.out) / RESULTS_FILE}\nplot: {figure}\n"
-          f"time: {time.perf_counter() - start:.0f}s")
+    plot(results, Path(args.out) / PLOT_FILE,
+         title=f"planted analogies, salience={settings.salience} (word "
+               f"{settings.word_salience}, position {settings.position_salience}), "
+               f"d_model={settings.d_model or world.dim} (k={world.dim}), "
+               f"{settings.n_sentences} sentences, {args.seeds} seeds; "
+               f"band: min-max; chance accuracy {chance:.3f}")
+    lines += ["", f"Results: `{RESULTS_FILE}`; plot: `{PLOT_FILE}`.",
+              "", f"![planted analogies]({PLOT_FILE})", ""]
+    report = Path(args.out) / REPORT_FILE
+    report.write_text("\n".join(lines))
+    print(report.read_text())
+    print(f"time: {time.perf_counter() - start:.0f}s")
     return 0

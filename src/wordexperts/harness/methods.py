@@ -3,13 +3,13 @@
 Each method is a callable ``(train, test, seed) -> metrics`` on categorical tables with the
 target in column ``y``; ``metrics`` holds train and test accuracy and the paper's MSE between
 predicted and true class index, plus any chosen hyperparameters. Its ``settings()`` (what it
-fits, as JSON) are hashed into the key of a finished run, so a changed method is rerun.
+fits, as JSON) are hashed by :func:`wordexperts.harness.store.settings_key` into the key of a
+finished run, so a changed method is rerun.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +32,6 @@ class Method:
     run: Callable[[pd.DataFrame, pd.DataFrame, int], Metrics]
     settings: Callable[[], dict[str, Any]]
     uses_torch: bool = False
-
-    def settings_hash(self) -> str:
-        """Short hash of the method's settings: part of a finished run's key."""
-        text = json.dumps(self.settings(), sort_keys=True, default=repr)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def metrics(y_train: np.ndarray, pred_train: np.ndarray, y_test: np.ndarray,
@@ -124,11 +119,15 @@ def run_peer(train: pd.DataFrame, test: pd.DataFrame, seed: int, *, name: str) -
 
 
 def peer_settings(name: str) -> dict[str, Any]:
-    from importlib.metadata import version
-
-    return {"library": "pytorch_tabular", "version": version("pytorch_tabular"),
-            "model": name, "max_epochs": 200, "batch_size": 128,
-            "rest": "library defaults (20% random validation split, early stopping)"}
+    """The authors' settings of peer ``name`` and the library version (a clear
+    ``ImportError`` naming the extra when PyTorch Tabular is missing)."""
+    version = baselines.require_peers()
+    config_class, params = baselines.PEER_MODELS[name]
+    return {"library": "pytorch_tabular", "version": version, "model": config_class,
+            "model_params": params, "learning_rate": baselines.PEER_LEARNING_RATE,
+            "head": {"LinearHead": baselines.PEER_HEAD}, "trainer": baselines.PEER_TRAINER,
+            "rest": "library defaults (20% random validation split, early stopping on "
+                    "validation loss, patience 3, best checkpoint restored)"}
 
 
 METHODS: dict[str, Method] = {

@@ -1,14 +1,16 @@
-"""Summaries of a reproduction grid: intervals, paired comparison, Markdown, CSV and a plot.
+"""Summaries of a reproduction grid: intervals, paired comparisons, Markdown, CSV and a plot.
 
-Per method and configuration: mean, standard deviation and a 95% Student-t interval of
-the test metric over seeds, beside the paper's published figure. Per configuration: the
-attention model against the best other method (highest mean test accuracy), paired by seed:
-mean difference with its 95% interval, a paired t-test and a sign test.
+Per method and configuration: mean, standard deviation and a 95% Student-t interval of the
+test metric over seeds (clipped to the metric's range), beside the paper's figures on the
+*same* seeds (the authors publish per-seed results) and the paired difference from them, seed
+by seed. Per configuration: the attention model against the best other method (highest mean
+test accuracy), paired by seed: mean difference with its 95% interval, a paired t-test and a
+sign test. Tables are written by :func:`wordexperts.harness.markdown.markdown_table`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +18,28 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from wordexperts.harness.markdown import cell, markdown_table
 from wordexperts.harness.methods import ATTENTION
 
-METRICS = {"acc_test": "test accuracy", "mse_test": "test MSE (class index)"}
+# metric -> (label, range of its values: intervals are clipped to it)
+METRICS: dict[str, tuple[str, tuple[float, float]]] = {
+    "acc_test": ("test accuracy", (0.0, 1.0)),
+    "mse_test": ("test MSE (class index)", (0.0, np.inf)),
+}
+PAPER_COLUMNS = ("config", "method", "seed", *METRICS)
 
 
-def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+def interval(
+    values: np.ndarray, level: float = 0.95, *, bounds: tuple[float, float] = (-np.inf, np.inf)
+) -> tuple[float, float, float, float]:
     """``(mean, std, low, high)``: sample mean, standard deviation (ddof 1) and the Student-t
-    interval at ``level``; the interval is NaN with fewer than 2 values.
+    interval at ``level``, clipped to ``bounds`` (the range the metric can take); the interval
+    is NaN with fewer than 2 values.
 
     >>> [round(v, 4) for v in interval(np.array([1.0, 2.0, 3.0]))]
     [2.0, 1.0, -0.4841, 4.4841]
+    >>> [round(v, 4) for v in interval(np.array([0.0, 0.1, 0.5]), bounds=(0.0, 1.0))]
+    [0.2, 0.2646, 0.0, 0.8572]
     """
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
@@ -34,28 +47,45 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, flo
         return mean, float("nan"), float("nan"), float("nan")
     std = float(values.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * std / np.sqrt(len(values)))
-    return mean, std, mean - half, mean + half
+    low, high = bounds
+    return mean, std, float(np.clip(mean - half, low, high)), float(np.clip(mean + half, low, high))
 
 
-def summarize(runs: pd.DataFrame, paper: Mapping[str, Mapping[str, Mapping[str, float]]]
-              ) -> pd.DataFrame:
-    """One row per (config, method): seeds, mean/std/interval of each metric, the paper's
-    figure (``paper[metric][config][method]``, NaN when unpublished) and seconds per run."""
+def paper_name(method: str) -> str:
+    """The paper's name of ``method``: the attention variants are all its attention model."""
+    return "attention" if method in ATTENTION else method
+
+
+def summarize(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """One row per (config, method) of ``runs``: seeds ``n``, mean/std/interval of each
+    metric, and the paper's figures from ``paper`` (one row per published run, columns
+    :data:`PAPER_COLUMNS`): ``{metric}_paper``, its mean over the seeds both ran (NaN when it
+    ran none of them), ``paper_n`` those seeds, ``{metric}_paper_all`` its mean over all its
+    runs (``paper_runs``), and ``{metric}_diff_*``, ours minus the paper's paired by seed
+    (mean and 95% interval); plus seconds per run."""
     rows = []
     for (config, method), group in runs.groupby(["config", "method"], sort=False):
-        row: dict[str, Any] = {"config": config, "method": method, "n": len(group)}
-        for metric in METRICS:
-            mean, std, low, high = interval(group[metric].to_numpy())
-            published = paper.get(metric, {}).get(config, {}).get(_paper_name(method), np.nan)
+        theirs = paper[(paper["config"] == config) & (paper["method"] == paper_name(method))]
+        theirs = theirs.drop_duplicates("seed").set_index("seed")
+        ours = group.set_index("seed")
+        common = [s for s in ours.index if s in theirs.index]
+        row: dict[str, Any] = {"config": config, "method": method, "n": len(group),
+                               "paper_n": len(common), "paper_runs": len(theirs)}
+        for metric, (_, bounds) in METRICS.items():
+            mean, std, low, high = interval(group[metric].to_numpy(), bounds=bounds)
+            diff = (ours.loc[common, metric] - theirs.loc[common, metric]).to_numpy()
+            d_mean, _, d_low, d_high = interval(diff) if len(diff) else (np.nan,) * 4
             row |= {f"{metric}_mean": mean, f"{metric}_std": std, f"{metric}_low": low,
-                    f"{metric}_high": high, f"{metric}_paper": published}
+                    f"{metric}_high": high,
+                    f"{metric}_paper": float(theirs.loc[common, metric].mean())
+                    if common else np.nan,
+                    f"{metric}_paper_all": float(theirs[metric].mean()) if len(theirs)
+                    else np.nan,
+                    f"{metric}_diff_mean": d_mean, f"{metric}_diff_low": d_low,
+                    f"{metric}_diff_high": d_high}
         row["seconds"] = float(group["seconds"].mean())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _paper_name(method: str) -> str:
-    return "attention" if method in ATTENTION else method
 
 
 def paired(runs: pd.DataFrame) -> pd.DataFrame:
@@ -86,22 +116,28 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    return "" if value is None or np.isnan(value) else f"{value:.{digits}f}"
+def _ci(mean: float, low: float, high: float, *, sign: bool = False) -> str:
+    if np.isnan(mean):
+        return ""
+    text = f"{mean:+.3f}" if sign else cell(mean)
+    if np.isnan(low):
+        return text
+    return f"{text} [{low:+.3f}, {high:+.3f}]" if sign else f"{text} [{cell(low)}, {cell(high)}]"
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+def _paper_cell(row: pd.Series, metric: str) -> str:
+    """The paper's figure beside ours: on the same seeds, else (†) on its own seeds."""
+    if not np.isnan(row[f"{metric}_paper"]):
+        return f" ({cell(row[f'{metric}_paper'])})"
+    if not np.isnan(row[f"{metric}_paper_all"]):
+        return f" ({cell(row[f'{metric}_paper_all'])}†)"
+    return ""
 
 
 def _wide(summary: pd.DataFrame, metric: str, methods: list[str]) -> pd.DataFrame:
     """Config rows, method columns: 'ours [interval] (paper)'."""
     cells = summary.assign(cell=[
-        f"{_fmt(r[f'{metric}_mean'])} [{_fmt(r[f'{metric}_low'])}, {_fmt(r[f'{metric}_high'])}]"
-        + (f" ({_fmt(r[f'{metric}_paper'])})" if not np.isnan(r[f"{metric}_paper"]) else "")
+        _ci(r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"]) + _paper_cell(r, metric)
         for _, r in summary.iterrows()
     ])
     wide = cells.pivot(index="config", columns="method", values="cell")
@@ -111,8 +147,9 @@ def _wide(summary: pd.DataFrame, metric: str, methods: list[str]) -> pd.DataFram
 
 
 def plot(summary: pd.DataFrame, path: Path, *, title: str, methods: list[str]) -> None:
-    """Mean test accuracy and MSE with 95% intervals (dots) and the paper's figures
-    (crosses): per config, methods side by side; with one config, methods along the axis."""
+    """Mean test accuracy and MSE with 95% intervals (dots) and the paper's figures on the
+    same seeds, or on its own where it ran none of ours (crosses): per config, methods side by
+    side; with one config, methods along the axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,7 +161,7 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, methods: list[str]) -
     ticks = methods if single else configs
     width = 0.0 if single else 0.8 / len(methods)
     fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 0.9 * len(ticks) + 5), 4.5))
-    for ax, (metric, label) in zip(axes, METRICS.items(), strict=True):
+    for ax, (metric, (label, _)) in zip(axes, METRICS.items(), strict=True):
         for j, method in enumerate(methods):
             rows = summary[summary["method"] == method].set_index("config").reindex(configs)
             x = np.array([j]) if single else (
@@ -133,7 +170,8 @@ def plot(summary: pd.DataFrame, path: Path, *, title: str, methods: list[str]) -
             err = np.vstack([mean - rows[f"{metric}_low"], rows[f"{metric}_high"] - mean])
             line = ax.errorbar(x, mean, yerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2,
                                label=method)
-            ax.plot(x, rows[f"{metric}_paper"], "x", color=line[0].get_color(), ms=7)
+            theirs = rows[f"{metric}_paper"].fillna(rows[f"{metric}_paper_all"])
+            ax.plot(x, theirs, "x", color=line[0].get_color(), ms=7)
         ax.set_xticks(np.arange(len(ticks)), ticks, rotation=45 if len(ticks) > 3 else 0,
                       ha="right" if len(ticks) > 3 else "center")
         ax.set_xlim(-0.6, len(ticks) - 0.4)
@@ -154,21 +192,26 @@ def write_report(
     out: Path,
     *,
     title: str,
-    paper: Mapping[str, Mapping[str, Mapping[str, float]]],
+    paper: pd.DataFrame,
     command: str,
     configs: list[str],
     methods: list[str],
     seeds: list[int],
     notes: Sequence[str] = (),
 ) -> Path:
-    """Write ``report.md``, ``runs.csv`` (every run), ``summary.csv`` and ``plot.png`` into
-    ``out`` (rows in the order of ``configs``, ``methods`` and ``seeds``); returns the
-    report's path."""
+    """Write ``report.md``, ``runs.csv`` (every run), ``summary.csv`` (see :func:`summarize`)
+    and ``plot.png`` into ``out`` (rows in the order of ``configs``, ``methods`` and
+    ``seeds``); ``paper`` holds the paper's published runs (columns :data:`PAPER_COLUMNS`).
+    Returns the report's path."""
     if not records:
         raise ValueError("no finished runs to report")
+    missing = [c for c in PAPER_COLUMNS if c not in paper.columns]
+    if missing:
+        raise ValueError(f"paper figures lack the column(s) {missing}")
     runs = pd.DataFrame(records).drop_duplicates(["method", "config", "seed"])
     order = {"config": configs, "method": methods, "seed": seeds}
     runs = runs.sort_values(list(order), key=lambda col: col.map(order[col.name].index))
+    out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     summary = summarize(runs, paper)
     summary.to_csv(out / "summary.csv", index=False)
@@ -177,43 +220,54 @@ def write_report(
 
     lines = [f"# {title}", "", f"Command: `{command}`", "",
              f"Seeds ({len(seeds)}): {', '.join(map(str, seeds))}. Cells: mean over seeds "
-             "[95% t-interval] (paper's published mean in parentheses, where published).", ""]
+             "[95% t-interval, clipped to the metric's range] (in parentheses the paper's mean "
+             "over the same seeds, from its per-seed results; † where the paper ran none of "
+             "these seeds: its mean over its own runs).", ""]
     lines += [f"- {note}" for note in notes]
-    for metric, label in METRICS.items():
+    for metric, (label, _) in METRICS.items():
         lines += ["", f"## {label[0].upper() + label[1:]}", "",
-                  _markdown(_wide(summary, metric, methods))]
+                  markdown_table(_wide(summary, metric, methods))]
 
     detail = pd.DataFrame({
         "config": summary["config"], "method": summary["method"], "n": summary["n"],
-        "acc mean": summary["acc_test_mean"].map(_fmt),
-        "acc std": summary["acc_test_std"].map(_fmt),
-        "acc paper": summary["acc_test_paper"].map(_fmt),
-        "ours - paper": (summary["acc_test_mean"] - summary["acc_test_paper"]).map(_fmt),
-        "mse mean": summary["mse_test_mean"].map(_fmt),
-        "mse paper": summary["mse_test_paper"].map(_fmt),
+        "acc mean": summary["acc_test_mean"], "acc std": summary["acc_test_std"],
+        "paper seeds": summary["paper_n"],
+        "acc paper (same seeds)": summary["acc_test_paper"],
+        "ours - paper, paired [95% CI]": [
+            _ci(r.acc_test_diff_mean, r.acc_test_diff_low, r.acc_test_diff_high, sign=True)
+            for r in summary.itertuples()],
+        "acc paper (all its runs)": [
+            f"{cell(r.acc_test_paper_all)} ({r.paper_runs})" if r.paper_runs else ""
+            for r in summary.itertuples()],
+        "mse mean": summary["mse_test_mean"],
+        "mse paper (same seeds)": summary["mse_test_paper"],
         "s/run": summary["seconds"].map(lambda s: f"{s:.1f}"),
     })
-    lines += ["", "## Every method and configuration", "", _markdown(detail)]
+    lines += ["", "## Every method and configuration, beside the paper on the same seeds", "",
+              "`paper seeds`: how many of our seeds the paper ran; the paired difference is "
+              "ours minus the paper's test accuracy, seed by seed, over those seeds; the "
+              "paper's mean over all its runs (how many in parentheses) is what it "
+              "published.", "", markdown_table(detail)]
 
     lines += ["", "## Attention against the best other method (paired by seed)", ""]
     if comparison.empty:
         lines.append("No attention method (or no other method) in these runs.")
     else:
-        table = comparison.assign(
-            **{"mean diff [95% CI]": [
-                f"{_fmt(r.diff_mean)} [{_fmt(r.diff_low)}, {_fmt(r.diff_high)}]"
-                for r in comparison.itertuples()]},
-            **{"W/T/L": [f"{r.wins}/{r.ties}/{r.losses}" for r in comparison.itertuples()]},
-            t_test_p=comparison["t_test_p"].map(lambda p: _fmt(p, 4)),
-            sign_test_p=comparison["sign_test_p"].map(lambda p: _fmt(p, 4)),
-        )[["config", "method", "best_other", "n", "mean diff [95% CI]", "W/T/L",
-           "t_test_p", "sign_test_p"]]
+        table = pd.DataFrame({
+            "config": comparison["config"], "method": comparison["method"],
+            "best_other": comparison["best_other"], "n": comparison["n"],
+            "mean diff [95% CI]": [_ci(r.diff_mean, r.diff_low, r.diff_high, sign=True)
+                                   for r in comparison.itertuples()],
+            "W/T/L": [f"{r.wins}/{r.ties}/{r.losses}" for r in comparison.itertuples()],
+            "t_test_p": comparison["t_test_p"].map(lambda p: cell(p, 4)),
+            "sign_test_p": comparison["sign_test_p"].map(lambda p: cell(p, 4)),
+        })
         lines += ["Difference = attention - best other method in test accuracy; W/T/L counts "
-                  "seeds where attention wins, ties, loses.", "", _markdown(table)]
+                  "seeds where attention wins, ties, loses.", "", markdown_table(table)]
 
     cost = runs.groupby("method", sort=False)["seconds"].agg(["count", "mean", "sum"])
     lines += ["", "## Cost per run (seconds of one fit and its tuning, one thread)", "",
-              _markdown(pd.DataFrame({
+              markdown_table(pd.DataFrame({
                   "method": cost.index, "runs": cost["count"],
                   "mean s/run": cost["mean"].map(lambda s: f"{s:.1f}"),
                   "total s": cost["sum"].map(lambda s: f"{s:.0f}")}))]
