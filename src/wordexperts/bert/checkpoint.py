@@ -269,6 +269,9 @@ class BertExperts(ExpertEngine):
         return ids.long()
 
     def _bert_embed(self, ids: torch.Tensor) -> torch.Tensor:
+        # NOTE: differs from the paper: its model embeds E[w] + P[j]; BERT adds the token
+        # type (0: one sentence) and a LayerNorm, still a function of (w, j) alone, so the
+        # expert form holds unchanged.
         # summed in transformers' order (word + type, then position): float32 sums differ
         raw = self.word_embeddings[ids] + self.token_type_embedding
         raw = raw + self.position_embeddings[: ids.shape[-1]]
