@@ -21,6 +21,7 @@ from wordexperts.core.experts import to_experts
 from wordexperts.core.threads import single_thread
 from wordexperts.core.training import fit_mlm
 from wordexperts.datasets import load_auto_mpg
+from wordexperts.harness.tabular_ood import Reproduction
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -87,21 +88,29 @@ def core_demo(*, epochs: int, seed: int, row: int, progress: bool | None = None)
     print(f"   p(y | rest) = {np.round(probs, 3).tolist()}; true class {X_test[row, target]}")
 
 
+def reproduce(reproduction: Reproduction, argv: list[str]) -> int:
+    """Run a tabular reproduction with command-line style arguments ``argv``."""
+    parser = argparse.ArgumentParser(prog=f"wordexperts reproduce {reproduction.name}")
+    reproduction.configure(parser)
+    return reproduction.run(parser.parse_args(argv))
+
+
 def tables_demo(*, seeds: int, out: str, progress: bool = True) -> int:
-    """Table 5 over ``seeds`` seeds and config 5_0.9_0 of Tables 3-4, through the CLI."""
-    from wordexperts.harness.cli import main
+    """Table 5 over ``seeds`` seeds and config 5_0.9_0 of Tables 3-4."""
+    from wordexperts.harness.table5 import TABLE5
+    from wordexperts.harness.tables34 import TABLES34
 
     print(f"\n4. Out of distribution, {seeds} seeds per method (runs kept in {out}/; delete "
           "it to rerun). Table 5: attention vs LR, RF, GB, MLP tuned by the paper's grids.")
     quiet = [] if progress else ["--no-progress"]
-    status = main(["reproduce", "table5", "--seeds", str(seeds), "--out", f"{out}/table5",
-                   "--methods", "attention", "lr", "rf", "gb", "mlp", *quiet])
+    status = reproduce(TABLE5, ["--seeds", str(seeds), "--out", f"{out}/table5",
+                                "--methods", "attention", "lr", "rf", "gb", "mlp", *quiet])
     print("\n   Tables 3-4, configuration 5_0.9_0 (5 causal features, correlation 0.9 in "
           "training, 0.1 in test); GB's grid (about 150 s a run) is left to "
           "`wordexperts reproduce tables34`.")
-    return status or main(["reproduce", "tables34", "--configs", "5_0.9_0", "--seeds",
-                           str(seeds), "--out", f"{out}/tables34",
-                           "--methods", "attention", "lr", "rf", "mlp", *quiet])
+    return status or reproduce(TABLES34, ["--configs", "5_0.9_0", "--seeds", str(seeds),
+                                          "--out", f"{out}/tables34",
+                                          "--methods", "attention", "lr", "rf", "mlp", *quiet])
 
 
 def run(args: argparse.Namespace) -> int:
