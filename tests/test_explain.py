@@ -145,9 +145,6 @@ def test_long_sentence_figure_is_bounded_and_its_title_fits(tmp_path):
     fig.canvas.draw()
     box = fig._suptitle.get_window_extent()
     assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     for suffix in ("png", "svg", "pdf"):
         assert save_figure(ex, tmp_path / f"long.{suffix}").stat().st_size > 0
     import matplotlib.image

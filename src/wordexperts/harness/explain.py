@@ -139,11 +139,9 @@ def gate_figure(ex: Explanation, *, max_words: int = MAX_WORDS) -> Any:
     """The gates as a matplotlib Figure: one heatmap per layer (heads x words, ``[MASK]``
     framed in red), then layer 1's word shares. Sentences of more than ``max_words``
     tokens show the ``max_words`` of :func:`shown_positions`; the size is bounded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a bare Figure, without pyplot: no GUI backend, a lighter import, nothing to close
     from matplotlib.colors import PowerNorm
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     shown = shown_positions(ex, max_words=max_words)
@@ -157,7 +155,7 @@ def gate_figure(ex: Explanation, *, max_words: int = MAX_WORDS) -> Any:
     panel_w = max(3.2, 0.3 * n + 1.0)
     panel_h = max(1.4, 0.12 * ex.n_heads + 0.9)
     width = cols * panel_w + 1.2
-    fig = plt.figure(figsize=(width, rows * panel_h + 3.2), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, rows * panel_h + 3.2), dpi=DPI, layout="constrained")
     grid = fig.add_gridspec(rows + 1, cols, height_ratios=[panel_h] * rows + [2.2])
     norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
     image = None
@@ -202,16 +200,12 @@ def gate_figure(ex: Explanation, *, max_words: int = MAX_WORDS) -> Any:
 
 def save_figure(ex: Explanation, path: str | Path, *, max_words: int = MAX_WORDS) -> Path:
     """Save :func:`gate_figure` to ``path``; the suffix (.png, .svg, .pdf) is the format."""
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     if path.suffix.lstrip(".").lower() not in FORMATS:
         raise ValueError(f"path must end with one of {', '.join('.' + f for f in FORMATS)}, "
                          f"got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = gate_figure(ex, max_words=max_words)
-    fig.savefig(path)
-    plt.close(fig)
+    gate_figure(ex, max_words=max_words).savefig(path)
     return path
 
 
