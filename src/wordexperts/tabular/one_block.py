@@ -603,7 +603,7 @@ def _check_ids(X: np.ndarray, model: BidirectionalAttention, *, name: str = "X")
     if X.ndim != 2 or X.shape[0] == 0 or X.dtype.kind not in "iu":
         as_ids(X, model.config, name=name)            # raises the core's message
         raise ValueError(f"{name} must be a non-empty 2-D array of integer word ids")
-    as_ids(np.stack([X.min(0), X.max(0)]), model.config, name=name)
+    as_ids(np.stack([X.min(0), X.max(0)]).astype(np.int64), model.config, name=name)
     return X
 
 

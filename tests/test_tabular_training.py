@@ -1,0 +1,187 @@
+"""Training length (step budget, early stopping: wordexperts.core.loop) and the PyTorch
+backend of the tabular trainer."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wordexperts import AttentionConfig, BidirectionalAttention
+from wordexperts.core.loop import History, linear_warmup_decay, planned_steps, run_loop
+from wordexperts.tabular import WordExpertsClassifier
+from wordexperts.tabular.one_block import OneBlockMLM, OutputClasses, fit_one_block, paper_init
+from wordexperts.tabular.torch_backend import TorchOneBlockMLM
+
+# ---------------------------------------------------------------- the loop
+
+
+def test_loop_budget_is_the_smaller_of_epochs_and_steps():
+    calls = []
+
+    def step(batch, lr_scale):
+        calls.append((len(batch), lr_scale))
+        return 1.0, float(len(batch))
+
+    history = run_loop(n_items=100, batch_size=30, step=step, rng=np.random.default_rng(0),
+                       epochs=5, max_steps=9, schedule=linear_warmup_decay(0.0))
+    assert len(calls) == 9 == history.step[-1]                  # 4 steps an epoch, 9 in all
+    assert [n for n, _ in calls] == [30, 30, 30, 10, 30, 30, 30, 10, 30]
+    assert [round(s, 4) for _, s in calls] == [round(1 - i / 9, 4) for i in range(9)]
+    assert history.step == [4, 8, 9] and history.epoch[-1] == 9 / 4
+    assert planned_steps(n_items=100, batch_size=30, epochs=2, max_steps=None) == 8
+    with pytest.raises(ValueError, match="epochs or max_steps"):
+        planned_steps(n_items=100, batch_size=30, epochs=None, max_steps=None)
+    with pytest.raises(ValueError, match="max_steps"):
+        run_loop(n_items=10, batch_size=3, step=step, rng=np.random.default_rng(0),
+                 max_steps=0)
+
+
+def test_loop_stops_early_after_patience_checks_and_reports_the_best():
+    val = iter([3.0, 2.0, 2.5, 2.1, 2.2, 1.0])
+    best = []
+    history = run_loop(n_items=10, batch_size=5, step=lambda b, s: (1.0, 1.0),
+                       rng=np.random.default_rng(0), epochs=10, validate=lambda: next(val),
+                       patience=3, on_best=lambda: best.append(True))
+    assert history.val_loss == [3.0, 2.0, 2.5, 2.1, 2.2]
+    assert history.best_step == 4 and history.stopped_early and len(best) == 2
+    assert History.from_dict(history.to_dict()) == history
+    with pytest.raises(ValueError, match="validate"):
+        run_loop(n_items=10, batch_size=5, step=lambda b, s: (1.0, 1.0),
+                 rng=np.random.default_rng(0), epochs=1, patience=2)
+
+
+def test_loop_raises_on_divergence():
+    with pytest.raises(FloatingPointError, match="diverged"):
+        run_loop(n_items=4, batch_size=2, step=lambda b, s: (math.inf, 1.0),
+                 rng=np.random.default_rng(0), epochs=1)
+
+
+# ---------------------------------------------------------------- early stopping
+
+
+def copy_table(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 4, n)
+    return np.stack([a, a, rng.integers(0, 4, n)], 1)               # column 1 copies column 0
+
+
+def fit_model(X, seed=0, **kwargs):
+    model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, block="bert"))
+    paper_init(model, np.random.default_rng(seed))
+    history = fit_one_block(model, X, batch_size=32, lr=3e-2, rng=np.random.default_rng(seed),
+                            **kwargs)
+    return model, history
+
+
+def test_early_stopping_is_deterministic_and_keeps_the_best_weights():
+    X = copy_table()
+    train, held = X[:500], X[500:]
+    validation = (held, held, np.ones(held.shape))
+    runs = [fit_model(train, epochs=40, validation=validation, patience=2, eval_every=4)
+            for _ in range(2)]
+    (m1, h1), (m2, h2) = runs
+    assert h1 == h2
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
+    assert h1.stopped_early and h1.step[-1] < 40 * 16
+    # the model holds the weights of the best check: its validation loss is the minimum
+    objective = OneBlockMLM(m1, dtype=np.float32)
+    loss = objective.loss_and_grad(objective.flatten(m1), held.T.copy(), held.T.copy(),
+                                   np.ones(held.T.shape, np.float32))
+    assert min(h1.val_loss) == pytest.approx(loss, rel=1e-5)
+    assert h1.best_step == h1.step[int(np.argmin(h1.val_loss))]
+
+
+def test_estimator_budget_and_early_stopping_settings():
+    rng = np.random.default_rng(0)
+    n = 1200
+    X = pd.DataFrame({"a": rng.integers(0, 3, n), "b": rng.integers(0, 3, n)})
+    y = (X["a"] + (rng.random(n) < 0.2)) > 1
+    clf = WordExpertsClassifier(max_steps=25, random_state=0).fit(X, y)
+    assert clf.history_.step[-1] == 25 and math.isnan(clf.history_.val_loss[0])
+    early = WordExpertsClassifier(early_stopping=True, validation_fraction=0.2, patience=2,
+                                  max_steps=300, random_state=0)
+    a = early.fit(X, y).predict_proba(X)
+    b = WordExpertsClassifier(**early.get_params()).fit(X, y).predict_proba(X)
+    assert np.array_equal(a, b)
+    assert not any(math.isnan(v) for v in early.history_.val_loss)
+    assert early.history_.best_step is not None
+    assert WordExpertsClassifier().effective_params()["early_stopping"] == "auto"
+    assert WordExpertsClassifier(preset="paper").effective_params()["max_steps"] is None
+    for bad, message in (({"validation_fraction": 1.5}, "validation_fraction"),
+                         ({"early_stopping": "yes"}, "early_stopping"),
+                         ({"patience": 0}, "patience"), ({"max_steps": -1}, "max_steps"),
+                         ({"device": 3}, "device")):
+        with pytest.raises(ValueError, match=message):
+            WordExpertsClassifier(**bad).fit(X, y)
+
+
+def test_the_progress_bar_shows_the_validation_loss(capsys):
+    X = copy_table(300)
+    fit_model(X[:250], epochs=2, validation=(X[250:], X[250:], np.ones((50, 3))),
+              progress=True)
+    assert "val_loss=" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the PyTorch backend
+
+
+@pytest.mark.parametrize("block", ["plain", "bert"])
+def test_torch_backend_equals_the_numpy_trainer(block):
+    """Loss and gradient of the same weights, float64, ragged and shared classes, masked
+    cells, weighted cells (without dropout: the draws differ between backends)."""
+    torch.manual_seed(0)
+    model = BidirectionalAttention(AttentionConfig(vocab_size=9, seq_len=4, block=block)
+                                   ).double()
+    classes = OutputClasses([np.array([0, 1]), np.array([2, 3, 4]), np.array([0, 1, 5]),
+                             np.array([6, 7, 8])])
+    rng = np.random.default_rng(1)
+    target = np.stack([rng.integers(0, k, 40) for k in classes.sizes])          # (L, B)
+    x = np.stack([classes.words[classes.offsets[i] + target[i]] for i in range(4)])
+    x[2, :5] = model.config.mask_id
+    weight = (x != model.config.mask_id) * rng.uniform(0.5, 2, x.shape)
+    objective = OneBlockMLM(model, classes=classes, dtype=np.float64)
+    theta = objective.flatten(model)
+    grad = np.zeros_like(theta)
+    loss = objective.loss_and_grad(theta, x, target, weight, grad)
+    torch_loss = TorchOneBlockMLM(model, classes).loss(
+        torch.from_numpy(x.T.copy()), torch.from_numpy(target.T.copy()),
+        torch.from_numpy(weight.T.copy()))
+    model.zero_grad()
+    torch_loss.backward()
+    torch_grad = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+    assert abs(loss - torch_loss.item()) <= 1e-10
+    assert np.abs(grad - torch_grad).max() <= 1e-10
+
+
+def test_torch_backend_uses_only_the_keras_dropout_sites():
+    """In training mode the loss changes with dropout (the two Keras sites), while the
+    core block's gate and hidden-layer dropout stay off and are restored afterwards."""
+    torch.manual_seed(0)
+    model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, block="bert",
+                                                   dropout=0.5))
+    mlm = TorchOneBlockMLM(model, OutputClasses([np.arange(4)] * 3))
+    x = torch.randint(0, 4, (16, 3), generator=torch.Generator().manual_seed(0))
+    block = model.layers[0]
+    seen = []
+    hook = block.self_attn.dropout.register_forward_hook(lambda m, i, o: seen.append(m.p))
+    model.train()
+    a, b = (mlm.loss(x, x, torch.ones(16, 3)).item() for _ in range(2))
+    hook.remove()
+    assert a != b and seen == [0.0, 0.0]
+    assert block.self_attn.dropout.p == 0.5 and block.dropout.p == 0.5
+
+
+def test_estimator_on_the_torch_backend_is_deterministic_and_learns():
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"a": rng.integers(0, 3, n), "b": rng.integers(0, 3, n)})
+    y = np.where(X["a"] > 0, "hi", "lo")
+    fits = [WordExpertsClassifier(device="cpu", max_steps=150, random_state=0).fit(X, y)
+            for _ in range(2)]
+    assert np.array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    assert fits[0].score(X, y) > 0.95
+    assert fits[0].model_.output.weight.device.type == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        WordExpertsClassifier(device="abacus", max_steps=2).fit(X, y)
