@@ -506,7 +506,7 @@ def test_reproduce_command(tmp_path, capsys):
     report = (out / "report.md").read_text()
     glove_row = next(line for line in report.splitlines()
                      if line.startswith("| GloVe 6B 50d (top 5,000) | paper 3CosAdd |"))
-    assert "| GloVe | 0.759 | 0.692 | 0.708 |" in glove_row
+    assert "| GloVe | 50-d, not 300-d; top 5,000 words | 0.759 | 0.692 | 0.708 |" in glove_row
     assert (out / "by_category.png").stat().st_size > 10_000
     csvs = sorted(p.name for p in out.glob("questions_*.csv"))
     assert len(csvs) == 8  # 2 embeddings x (3 settings + own coverage)

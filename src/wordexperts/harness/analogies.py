@@ -4,7 +4,7 @@ Every embedding found installed is evaluated on the same questions (the distinct
 all of them cover under the paper's rules, as the paper's inner join), under the authors'
 protocol (3CosAdd and 3CosMul) and gensim's, and each row is put beside the published
 figure of the model it stands in for, with the difference of model stated. Writes
-``report.md``, ``by_category.png`` and one per-question CSV per evaluation.
+``report.md``, ``tables.png``, ``by_category.png`` and one per-question CSV per evaluation.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ PAPER_COSINE = {
     "word2vec": (0.504, 0.582, 0.564),
     "GloVe": (0.600, 0.610, 0.607),
 }
+# The authors' own per-question BERT results (bert-base-uncased, their protocol), counted
+# from analogy-experiment/bert_res.csv of yixinw-lab/attention-uai: every question of the
+# bert-base-uncased word block, the same 12,154 questions as our BERT-family coverage.
+# (questions, solved, mean cos(d, c - a + b)); display only.
+AUTHORS_BERT_COVERAGE = (12154, 8804, 0.5752)
 # (protocol, score) of each evaluation, and its label in the tables
 SETTINGS = {
     "paper 3CosAdd": ("paper", "3cosadd"),
@@ -72,12 +77,13 @@ class Embedding:
     tokens); ``paper``: for the authors' (BERT family: every token), with the
     ``question_words`` and ``candidates`` of their rules (``None``: every word).
     ``stands_in_for``: the paper's model (a key of :data:`PAPER_ACCURACY`);
-    ``difference``: how this model differs from it.
+    ``difference``: how this model differs from it, ``short`` in a few words.
     """
 
     name: str
     stands_in_for: str
     difference: str
+    short: str
     gensim: tuple[list[str], np.ndarray]
     paper: tuple[list[str], np.ndarray]
     question_words: list[str] | None = None
@@ -95,12 +101,13 @@ class Embedding:
                         question_words=self.question_words, candidates=self.candidates)
 
 
-def bert_family(folder: str | Path | None, name: str, difference: str) -> Embedding:
+def bert_family(folder: str | Path | None, name: str, difference: str,
+                short: str) -> Embedding:
     """A BERT-family checkpoint under the paper's BERT rules: questions from the
     bert-base-uncased whole-word block, candidates over every token."""
     tokens, table = bert_input_embeddings(folder, tokens="all")
     block = paper_word_block(tokens)
-    return Embedding(name=name, stands_in_for="BERT", difference=difference,
+    return Embedding(name=name, stands_in_for="BERT", difference=difference, short=short,
                      gensim=bert_input_embeddings(folder), paper=(tokens, table),
                      question_words=[tokens[i] for i in block])
 
@@ -115,6 +122,7 @@ def glove(top: int | None) -> Embedding:
         difference="50-d vectors instead of the paper's 300-d, same 6B-token corpus and "
                    "400,000-word vocabulary" + (f" (here its {top:,} most frequent words)"
                                                 if top else ""),
+        short="50-d, not 300-d" + (f"; top {top:,} words" if top else ""),
         gensim=(words, vectors), paper=(words, vectors),
         candidates=[w for w in words if w == w.lower() and "_" not in w])
 
@@ -157,13 +165,15 @@ def default_embeddings(checkpoints: Path) -> list[Callable[[], Embedding]]:
             None, "MiniLM-L6 (all-MiniLM-L6-v2)",
             "6 layers of 384-d distilled from MiniLM and tuned for sentence similarity "
             "(BERT-base: 12 layers of 768-d, masked LM); the same bert-base-uncased "
-            "vocabulary, so the same questions"))
+            "vocabulary, so the same questions",
+            "6 x 384-d, distilled, sentence-tuned"))
     if all(_installed(p) for p in MPNET_PARTS):
         loaders.append(lambda: bert_family(
             mpnet_folder(checkpoints), "MPNet base (all-mpnet-base-v2)",
             "MPNet base: 12 layers of 768-d like BERT-base, but pretrained by permuted "
             "language modelling and tuned for sentence similarity; the bert-base-uncased "
-            "vocabulary with 5 more tokens (ids shifted by 4)"))
+            "vocabulary with 5 more tokens (ids shifted by 4)",
+            "MPNet 12 x 768-d, sentence-tuned"))
     return loaders
 
 
@@ -183,10 +193,13 @@ def comparison_table(results: dict[tuple[str, str], AnalogyResult],
     """Table 1 (``measure="accuracy"``) or Table 2 (``"cosine"``): one row per
     (embedding, setting), semantic / syntactic / all beside the paper's figures for the
     model it stands in for, and the difference on all questions. The cosine is the
-    protocol's: ``cos(d, c - a + b)`` of raw vectors (paper), of unit vectors (gensim)."""
+    protocol's: ``cos(d, c - a + b)`` of raw vectors (paper), of unit vectors (gensim);
+    it does not depend on the score, so Table 2 has no 3CosMul rows."""
     paper = PAPER_ACCURACY if measure == "accuracy" else PAPER_COSINE
     rows = []
     for (name, setting), result in results.items():
+        if measure == "cosine" and SETTINGS[setting][1] == "3cosmul":
+            continue  # cos(d, c - a + b) does not depend on the score that ranks
         column = "accuracy" if measure == "accuracy" else (
             "mean_cosine" if setting.startswith("gensim") else "mean_cosine_raw")
         by_type = result.by_type.reindex(list(TYPES))
@@ -196,6 +209,7 @@ def comparison_table(results: dict[tuple[str, str], AnalogyResult],
         for t in TYPES:
             row[t] = by_type.loc[t, column]
         row["paper model"] = model
+        row["model difference"] = embeddings[name].short
         for t, v in zip(TYPES, paper[model], strict=True):
             row[f"paper {t}"] = v
         row["ours - paper (all)"] = row["all"] - paper[model][2]
@@ -239,6 +253,48 @@ def plot_by_category(results: dict[str, AnalogyResult], path: Path) -> Path:
     return path
 
 
+def plot_tables(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Tables 1 and 2 as bars: per embedding and question type, one bar per setting and a
+    black tick at the published figure of the paper's model it stands in for."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(tables["accuracy"]["embeddings"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.55 * 3 * len(names) + 1.8), sharey=True)
+    labels = [f"{name}: {t}" for name in names for t in TYPES]
+    y = np.arange(len(labels))
+    for ax, (measure, table) in zip(axes, tables.items(), strict=True):
+        settings = list(dict.fromkeys(table["protocol"]))
+        height = 0.8 / len(settings)
+        for j, setting in enumerate(settings):
+            rows = table[table["protocol"] == setting].set_index("embeddings")
+            values = [rows.loc[n, t] if n in rows.index else np.nan
+                      for n in names for t in TYPES]
+            ax.barh(y + (j - (len(settings) - 1) / 2) * height, values, height,
+                    label=setting, color=f"C{list(SETTINGS).index(setting)}")
+        first = table.drop_duplicates("embeddings").set_index("embeddings")
+        published = [first.loc[n, f"paper {t}"] for n in names for t in TYPES]
+        ax.scatter(published, y, marker="|", s=300, color="black", zorder=3,
+                   label="paper (its model)")
+        ax.set_xlim(0, 1)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel("share solved (Table 1)" if measure == "accuracy"
+                      else "mean cos(d, guess) (Table 2)")
+    axes[0].set_yticks(y, labels)
+    axes[0].invert_yaxis()
+    handles, legend = axes[0].get_legend_handles_labels()
+    fig.legend(handles, legend, loc="upper center", ncol=len(legend),
+               bbox_to_anchor=(0.5, 0.965), frameon=False)
+    fig.suptitle("Google analogies, common questions: ours beside the paper's figures")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # --------------------------------------------------------------------------- command
 
 
@@ -263,7 +319,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--glove-top must be 0 (all) or positive, got {args.glove_top}")
     if args.bert_folder:
         loaders = [lambda f=f: bert_family(f, f"{Path(f).name} input",
-                                           "a checkpoint folder given with --bert-folder")
+                                           "a checkpoint folder given with --bert-folder",
+                                           "--bert-folder")
                    for f in args.bert_folder]
     else:
         loaders = default_embeddings(Path(args.checkpoints))
@@ -290,10 +347,11 @@ def run(args: argparse.Namespace) -> int:
     print(tables["accuracy"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     png = plot_by_category({name: results[name, "paper 3CosAdd"] for name in embeddings},
                            out / "by_category.png")
+    tables_png = plot_tables(tables, out / "tables.png")
     report = out / "report.md"
-    report.write_text(_report(results, coverage, embeddings, tables, common, png),
+    report.write_text(_report(results, coverage, embeddings, tables, common, png, tables_png),
                       encoding="utf-8")
-    print(f"\nwrote {report}, {png} and the per-question CSV files in {out}")
+    print(f"\nwrote {report}, {tables_png}, {png} and the per-question CSV files in {out}")
     return 0
 
 
@@ -305,7 +363,7 @@ def _write_questions(out: Path, label: str, result: AnalogyResult) -> None:
 
 def _report(results: dict[tuple[str, str], AnalogyResult], coverage: dict[str, AnalogyResult],
             embeddings: dict[str, Embedding], tables: dict[str, pd.DataFrame],
-            common: pd.DataFrame, png: Path) -> str:
+            common: pd.DataFrame, png: Path, tables_png: Path) -> str:
     n_sem, n_syn = ((common["type"] == t).sum() for t in ("semantic", "syntactic"))
     models = "\n".join(f"- **{e.name}** stands in for the paper's {e.stands_in_for}: "
                        f"{e.difference}." for e in embeddings.values())
@@ -313,6 +371,8 @@ def _report(results: dict[tuple[str, str], AnalogyResult], coverage: dict[str, A
                          "share solved": r.accuracy,
                          "mean cos(d, c - a + b)": r.questions["cosine_raw"].mean()}
                         for name, r in coverage.items()])
+    n, solved, cos = AUTHORS_BERT_COVERAGE
+    own.loc[len(own)] = ["authors: bert-base-uncased (their bert_res.csv)", n, solved / n, cos]
     by_category = None
     for name in embeddings:
         t = results[name, "paper 3CosAdd"].by_category
@@ -361,11 +421,18 @@ questions, and the sets differ.
 ## Table 2: mean cosine between d and the guess
 
 `cos(d, c - a + b)` of raw vectors for the paper's protocol (its Table 2), of unit vectors
-(`cos(u_d, u_c - u_a + u_b)`) for gensim's; the 3CosMul rows show the raw cosine too.
+(`cos(u_d, u_c - u_a + u_b)`) for gensim's (3CosMul ranks differently but leaves this cosine
+as it is).
 
 {markdown_table(tables["cosine"])}
 
+![Tables 1 and 2: ours beside the paper's figures]({tables_png.name})
+
 ## Each embedding on every question it covers (paper 3CosAdd)
+
+The BERT-family rows cover exactly the 12,154 questions of the authors' BERT notebook (the
+same questions in the same order as its `bert_res.csv`), so the last row, counted from that
+file, is a like-for-like comparison with bert-base-uncased on its own questions.
 
 {markdown_table(own)}
 
