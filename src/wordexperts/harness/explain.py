@@ -152,11 +152,28 @@ def gate_figure(ex: Explanation, *, max_words: int = MAX_WORDS) -> Any:
     labels = [t if len(t) <= 14 else t[:13] + "…" for t in labels]
     cols = 2 if ex.n_layers > 3 and n <= 16 else 1
     rows = math.ceil(ex.n_layers / cols)
-    panel_w = max(3.2, 0.3 * n + 1.0)
-    panel_h = max(1.4, 0.12 * ex.n_heads + 0.9)
-    width = cols * panel_w + 1.2
-    fig = Figure(figsize=(width, rows * panel_h + 3.2), dpi=DPI, layout="constrained")
-    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[panel_h] * rows + [2.2])
+    # a fixed layout in inches (matplotlib's constrained layout doubled the drawing time)
+    panel_w = max(2.6, 0.3 * n)
+    panel_h = 0.1 * ex.n_heads + 0.5                   # heatmap axes
+    bar_h = 1.3                                         # the shares' axes
+    labels_h = 0.06 * max(len(t) for t in labels) + 0.15
+    # one column: the panels share the words' axis, labelled once, under the shares
+    gap = (labels_h if cols > 1 else 0.0) + 0.5         # tick labels + the next axes' title
+    left, gap_w, right = 0.55, 0.45, 1.2                # right: the colour bar
+    width = left + cols * panel_w + (cols - 1) * gap_w + right
+    title = textwrap.fill(textwrap.shorten(ex.sentence, width=int(width * 13) * 3 - 10,
+                                           placeholder=" ..."), width=int(width * 13))
+    if not full:
+        title += (f"\n({n} of {len(ex.tokens)} tokens shown: {MASK_TOKEN} and the most "
+                  "gated; numbers are positions)")
+    top = 0.2 * (title.count("\n") + 1) + 0.45
+    bottom = labels_h + 0.1
+    height = top + rows * panel_h + bar_h + rows * gap + 0.15 + bottom
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    grid = fig.add_gridspec(
+        rows + 1, cols, height_ratios=[panel_h] * rows + [bar_h],
+        left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+        hspace=gap / ((rows * panel_h + bar_h) / (rows + 1)), wspace=gap_w / panel_w)
     norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
     image = None
     for layer in range(ex.n_layers):
@@ -174,8 +191,14 @@ def gate_figure(ex: Explanation, *, max_words: int = MAX_WORDS) -> Any:
         ax.set_title(f"layer {layer + 1}: gates at {MASK_TOKEN}", fontsize=9)
         ax.set_yticks(range(ex.n_heads), [str(h + 1) for h in range(ex.n_heads)], fontsize=6)
         ax.set_ylabel("head", fontsize=8)
-        _word_ticks(ax, labels, i)
-    fig.colorbar(image, ax=fig.axes, shrink=0.6, label="gate weight (sqrt scale)")
+        if cols > 1:
+            _word_ticks(ax, labels, i)
+        else:
+            ax.set_xticks(range(n), [""] * n)
+    bar_top = 1 - top / height
+    cax = fig.add_axes((1 - (right - 0.25) / width, bar_top - 0.6 * (bar_top - bottom / height),
+                        0.18 / width, 0.6 * (bar_top - bottom / height)))
+    fig.colorbar(image, cax=cax, label="gate weight (sqrt scale)")
     ax = fig.add_subplot(grid[rows, :])
     shares = ex.word_shares[shown]
     colors = ["tab:red" if j == i else ("tab:blue" if s >= 0 else "tab:gray")
@@ -188,13 +211,7 @@ def gate_figure(ex: Explanation, *, max_words: int = MAX_WORDS) -> Any:
                  "<c_j, z> / |z|^2,  c_j = sum_h pi^h_ij nu^h(x_j, j),  z = sum_j c_j",
                  fontsize=8)
     _word_ticks(ax, labels, i)
-    # about 13 characters of a 10 pt title per inch; at most 3 lines, shortened with "..."
-    title = textwrap.fill(textwrap.shorten(ex.sentence, width=int(width * 13) * 3 - 10,
-                                           placeholder=" ..."), width=int(width * 13))
-    if not full:
-        title += (f"\n({n} of {len(ex.tokens)} tokens shown: {MASK_TOKEN} and the most "
-                  "gated; numbers are positions)")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     return fig
 
 
