@@ -115,6 +115,8 @@ def test_changed_settings_or_new_seeds_run_again(tmp_path):
     changed = Method("majority", majority, lambda: {"rule": "most frequent class", "v": 2})
     assert settings_key(changed.settings()) != settings_key(MAJORITY.settings())
     assert _grid(tmp_path, methods=[changed]).ran == 4
+    only = _grid(tmp_path, methods=[MAJORITY], seeds=(1, 2, 3), submit=False)  # report only
+    assert only.ran == 0 and len(only.records) == 4
     more = _grid(tmp_path, methods=[MAJORITY], seeds=(1, 2, 3))
     assert more.ran == 2 and len(more.records) == 6
 

@@ -91,13 +91,18 @@ def summarize(runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
 def paired(runs: pd.DataFrame) -> pd.DataFrame:
     """Each attention method against the best other method of each config, paired by seed
     on test accuracy: n, mean difference and 95% interval, wins/ties/losses, paired t-test and
-    two-sided sign-test p-values. Empty when no attention or no other method ran."""
+    two-sided sign-test p-values. The best other method has the highest mean over the seeds
+    every method of the config ran (all its seeds if there are none). Empty when no attention
+    or no other method ran."""
     rows = []
     for config, group in runs.groupby("config", sort=False):
         others = group[~group["method"].isin(ATTENTION)]
         if others.empty:
             continue
-        best = others.groupby("method")["acc_test"].mean().idxmax()
+        counts = group.groupby("seed")["method"].nunique()
+        shared = counts.index[counts == group["method"].nunique()]
+        ranked = others[others["seed"].isin(shared)] if len(shared) else others
+        best = ranked.groupby("method")["acc_test"].mean().idxmax()
         base = others[others["method"] == best].set_index("seed")["acc_test"]
         for method in [m for m in ATTENTION if m in set(group["method"])]:
             ours = group[group["method"] == method].set_index("seed")["acc_test"]

@@ -191,6 +191,8 @@ def add_runner_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
                         help="local cluster worker processes (default: one per core)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: report the finished runs of the grid in --out")
 
 
 def execute(task: Task, data: DataFn) -> dict[str, Any]:
@@ -244,6 +246,7 @@ def run_grid(
     workers: int | None = None,
     processes: bool = True,
     progress: bool = True,
+    submit: bool = True,
 ) -> GridOutcome:
     """Run every missing (method, config, seed) on Dask; return the records of this grid
     (old and new, in file order) and how many runs ran and failed now.
@@ -252,7 +255,7 @@ def run_grid(
     module-level function). Seeds run in the outer loop, so a partial grid covers every
     method and config. Finished runs go to ``out/runs.jsonl`` (a :class:`ResultStore` keyed
     by :data:`KEY`); arguments and every method's settings are checked before anything is
-    written.
+    written. ``submit=False`` runs nothing: the finished records of the grid only.
     """
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
@@ -262,7 +265,9 @@ def run_grid(
              for m in methods]
     todo = [t for t in tasks if not store.done(t.key)]
     print(f"{len(tasks) - len(todo)} of {len(tasks)} runs already in {store.path}; "
-          f"{len(todo)} to run", file=sys.stderr)
+          f"{len(todo)} {'to run' if submit else 'not run (report only)'}", file=sys.stderr)
+    if not submit:
+        todo = []
     failed = 0
     if todo:
         from dask.distributed import as_completed

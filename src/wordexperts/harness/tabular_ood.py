@@ -128,7 +128,8 @@ class Reproduction:
         seeds = self.seeds(args.seeds)
         outcome = run_grid(methods, configs, seeds, self.load, out=args.out,
                            scheduler=args.scheduler, workers=args.workers,
-                           progress=args.progress)
+                           progress=args.progress,
+                           submit=not getattr(args, "report_only", False))
         if not outcome.records:
             print("no finished runs", file=sys.stderr)
             return 1
