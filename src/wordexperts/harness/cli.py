@@ -26,6 +26,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "paper Tables 1-2 (word analogies)"),
     (("reproduce", "analogy-theory"), "wordexperts.harness.analogy_theory",
      "planted analogies: CBOW vs attention"),
+    (("reproduce", "real-shift"), "wordexperts.harness.real_shift", "real shifted tables"),
 ]
 
 
