@@ -2,9 +2,11 @@
 
 Both search the paper's grids with 5-fold stratified CV on one thread; the script checks that
 they select the same candidate and predict the same test labels, and prints seconds per
-tuned run and the speed-up as a Markdown table.
+tuned run and the speed-up as a Markdown table. ``--peers`` instead times one fit of each
+PyTorch Tabular peer on auto-mpg with the authors' settings (seed 0, one thread).
 
     .venv/bin/python benchmarks/bench_baselines.py [--cases sim auto-mpg] [--methods rf gb]
+    .venv/bin/python benchmarks/bench_baselines.py --peers [category_embedding ...]
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from wordexperts.core.threads import single_thread
 from wordexperts.datasets import load_auto_mpg, make_shift_simulation
-from wordexperts.harness.baselines import BASELINES, grid_search, one_hot
+from wordexperts.harness.baselines import BASELINES, PEERS, fit_predict_peer, grid_search, one_hot
 
 CASES = {
     "sim 5_0.9_0 (2000 rows)": lambda: make_shift_simulation(n_causal=5, corr=0.9, seed=4951),
@@ -30,7 +32,12 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=["sim", "auto-mpg"],
                         default=["sim", "auto-mpg"])
     parser.add_argument("--methods", nargs="+", choices=BASELINES, default=list(BASELINES))
+    parser.add_argument("--peers", nargs="*", choices=PEERS, default=None,
+                        help="time the PyTorch Tabular peers instead (default: all five)")
     args = parser.parse_args()
+    if args.peers is not None:
+        time_peers(args.peers or list(PEERS))
+        return
     print("| data | method | GridSearchCV s | fast s | speed-up | same model |")
     print("|---|---|---|---|---|---|")
     for label, load in CASES.items():
@@ -53,7 +60,23 @@ def main() -> None:
                   flush=True)
 
 
+def time_peers(names: list[str]) -> None:
+    """Seconds of one fit (and prediction) of each peer on auto-mpg, and its test accuracy."""
+    import logging
+
+    logging.disable(logging.WARNING)  # PyTorch Lightning's banners
+    train, test = load_auto_mpg()
+    print("| peer (auto-mpg, authors' settings, seed 0) | fit s | test accuracy |")
+    print("|---|---|---|")
+    for name in names:
+        start = time.perf_counter()
+        _, predicted = fit_predict_peer(name, train, test, seed=0)
+        seconds = time.perf_counter() - start
+        accuracy = float(np.mean(predicted == test["y"].to_numpy()))
+        print(f"| {name} | {seconds:.1f} | {accuracy:.3f} |", flush=True)
+
+
 if __name__ == "__main__":
-    with threadpool_limits(1), warnings.catch_warnings():
+    with single_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         main()
