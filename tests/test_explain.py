@@ -143,7 +143,9 @@ def test_long_sentence_figure_is_bounded_and_its_title_fits(tmp_path):
     width, height = fig.get_size_inches() * fig.dpi
     assert width <= 1600 and height <= 2000
     fig.canvas.draw()
-    box = fig._suptitle.get_window_extent()
+    (title,) = [t for t in fig.texts if t.get_text() == fig.get_suptitle()]
+    assert title.get_text().count("\n") <= 3  # three lines of sentence at most, then the note
+    box = title.get_window_extent()
     assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height
     for suffix in ("png", "svg", "pdf"):
         assert save_figure(ex, tmp_path / f"long.{suffix}").stat().st_size > 0
