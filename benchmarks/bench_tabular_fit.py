@@ -34,6 +34,7 @@ import torch
 from scipy import stats
 
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
+from wordexperts.core.threads import single_thread
 from wordexperts.datasets import make_shift_simulation, paper_seeds
 from wordexperts.tabular import WordExpertsClassifier
 
@@ -181,13 +182,13 @@ def main() -> None:
                         help="with --accuracy: simulation config k_corr_xnoise")
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    if not args.no_timing:
-        timing(args.repeats, args.copies_epochs)
-    if args.accuracy:
-        start, stop = (int(v) for v in args.seeds.split(":"))
-        accuracy(list(VARIANTS) if args.variants else ["default", "paper"], args.config,
-                 start, stop)
+    with single_thread():
+        if not args.no_timing:
+            timing(args.repeats, args.copies_epochs)
+        if args.accuracy:
+            start, stop = (int(v) for v in args.seeds.split(":"))
+            accuracy(list(VARIANTS) if args.variants else ["default", "paper"], args.config,
+                     start, stop)
 
 
 if __name__ == "__main__":
