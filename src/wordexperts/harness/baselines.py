@@ -28,8 +28,10 @@ import contextlib
 import copy
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,6 +377,21 @@ def peer_configs(
     )
 
 
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """PyTorch Lightning's banners (accelerators, tips) at INFO: hidden during one fit."""
+    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch",
+                                               "lightning_fabric", "pytorch_tabular")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def fit_predict_peer(
     name: str,
     train: pd.DataFrame,
@@ -400,7 +417,8 @@ def fit_predict_peer(
     from pytorch_tabular import TabularModel
 
     features = [c for c in train.columns if c != target]
-    with tempfile.TemporaryDirectory(prefix="wordexperts-peer-") as tmp, contextlib.chdir(tmp):
+    with (tempfile.TemporaryDirectory(prefix="wordexperts-peer-") as tmp, contextlib.chdir(tmp),
+          _quiet_lightning()):
         configs = peer_configs(name, features=features, target=target, seed=seed,
                                checkpoints_path=os.path.join(tmp, "checkpoints"))
         model = TabularModel(data_config=configs.data, model_config=configs.model,
