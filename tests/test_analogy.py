@@ -1,6 +1,7 @@
 """Word analogies: the questions, exactness against gensim, loaders and the reproduction."""
 
 import argparse
+import json
 import re
 import shutil
 from pathlib import Path
@@ -495,21 +496,32 @@ def test_reproduce_command(tmp_path, capsys):
     n_vocab = len(vocab_txt.read_text(encoding="utf-8").split("\n")) - 1
     table = np.random.default_rng(0).normal(size=(n_vocab, 8)).astype(np.float32)
     save_file({"embeddings.word_embeddings.weight": table}, str(folder / "model.safetensors"))
+    # a BART-like folder: byte-level BPE tokens (Ġ marks a word start), some folding alike
+    bart = tmp_path / "tiny-bart"
+    bart.mkdir()
+    words = [t for t in vocab_txt.read_text(encoding="utf-8").split("\n")[:-1]
+             if t.isalpha()]
+    bpe = ["<s>", "<pad>", "</s>", "<unk>"] + [f"Ġ{w}" for w in words] + ["ĠThe", "Ġ"]
+    (bart / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(bpe)}))
+    save_file({"model.shared.weight": np.random.default_rng(1).normal(
+        size=(len(bpe), 8)).astype(np.float32)}, str(bart / "model.safetensors"))
     parser = argparse.ArgumentParser()
     analogies.configure(parser)
     out = tmp_path / "out"
     args = parser.parse_args(["--out", str(out), "--glove-top", "5000", "--bert-folder",
-                              str(folder)])
+                              str(folder), "--bart-folder", str(bart)])
     assert analogies.run(args) == 0
     printed = capsys.readouterr().out
     assert "tiny-bert input" in printed and "paper 3CosMul" in printed
+    assert "tiny-bart input" in printed
     report = (out / "report.md").read_text()
     glove_row = next(line for line in report.splitlines()
                      if line.startswith("| GloVe 6B 50d (top 5,000) | paper 3CosAdd |"))
     assert "| GloVe | 50-d, not 300-d; top 5,000 words | 0.759 | 0.692 | 0.708 |" in glove_row
     assert (out / "by_category.png").stat().st_size > 10_000
     csvs = sorted(p.name for p in out.glob("questions_*.csv"))
-    assert len(csvs) == 8  # 2 embeddings x (3 settings + own coverage)
+    assert len(csvs) == 12  # 3 embeddings x (3 settings + own coverage)
+    assert "stands in for the paper's BART" in report and "paper's word2vec" in report
     per_question = pd.read_csv(out / csvs[0])
     assert {"rank", "correct", "cosine", "predicted", "top"} <= set(per_question.columns)
     # every setting saw the same (distinct, common) questions

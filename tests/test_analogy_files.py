@@ -60,8 +60,10 @@ def test_bfloat16_tensors_come_as_float32(tmp_path):
 def test_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         files.read_vocabulary(tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match="neither vocab.txt nor tokenizer.json"):
+    with pytest.raises(FileNotFoundError, match="none of vocab.txt, tokenizer.json, vocab.json"):
         files.read_vocabulary(tmp_path)
+    (tmp_path / "vocab.json").write_text(json.dumps({"Ġthe": 1, "<s>": 0}))
+    assert files.read_vocabulary(tmp_path) == ["<s>", "Ġthe"]
     with pytest.raises(FileNotFoundError, match="no config.json"):
         files.read_config(tmp_path)
     (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")

@@ -1,11 +1,11 @@
 """The one reader of checkpoint folders: vocabulary, named tensors, configuration.
 
 A BERT-family checkpoint folder (as saved by ``transformers``) holds ``config.json``,
-``model.safetensors`` and the vocabulary: ``vocab.txt`` (WordPiece, one token a line) or
+``model.safetensors`` and the vocabulary: ``vocab.txt`` (WordPiece, one token a line),
 ``tokenizer.json`` (the fast tokenizer, whose ``model.vocab`` maps tokens to ids; BPE
-checkpoints such as BART store theirs there too). Everything in the package that reads such
-a folder reads it through this module: the analogy loaders (paper section 5, Tables 1-2)
-and the BERT explanations (section 2).
+checkpoints such as BART store theirs there too) or ``vocab.json`` (byte-level BPE).
+Everything in the package that reads such a folder reads it through this module: the
+analogy loaders (paper section 5, Tables 1-2) and the BERT explanations (section 2).
 
 Light by design: nothing heavier than ``json`` is imported at module level;
 ``safetensors`` (and ``torch``, for ``framework="pt"`` or bfloat16 tensors) only when a
@@ -53,26 +53,30 @@ def checkpoint_folder(folder: str | Path | None = None) -> Path:
 def read_vocabulary(folder: str | Path | None = None) -> list[str]:
     """The checkpoint's tokens, ``vocabulary[i]`` being the token of id ``i``.
 
-    From ``vocab.txt`` (one token a line) when present, else from ``tokenizer.json``'s
-    ``model.vocab`` (WordPiece or BPE), ordered by id; ids must be ``0 .. n - 1``.
+    From ``vocab.txt`` (WordPiece, one token a line) when present, else from
+    ``tokenizer.json``'s ``model.vocab`` (WordPiece or BPE), else from ``vocab.json``
+    (GPT-2/RoBERTa/BART byte-level BPE), ordered by id; ids must be ``0 .. n - 1``.
     """
     folder = checkpoint_folder(folder)
     vocab_txt = folder / "vocab.txt"
     if vocab_txt.is_file():  # not splitlines(): tokens may hold \x0c, \x1c etc.
         lines = vocab_txt.read_text(encoding="utf-8").split("\n")
         return lines[:-1] if lines[-1] == "" else lines
-    tokenizer_json = folder / "tokenizer.json"
-    if not tokenizer_json.is_file():
-        raise FileNotFoundError(f"folder: neither vocab.txt nor tokenizer.json in {folder}")
-    model = read_json(tokenizer_json).get("model", {})
-    ids = model.get("vocab") if isinstance(model, dict) else None
+    tokenizer_json, vocab_json = folder / "tokenizer.json", folder / "vocab.json"
+    if tokenizer_json.is_file():
+        model = read_json(tokenizer_json).get("model", {})
+        path, ids = tokenizer_json, model.get("vocab") if isinstance(model, dict) else None
+    elif vocab_json.is_file():
+        path, ids = vocab_json, read_json(vocab_json)
+    else:
+        raise FileNotFoundError(f"folder: none of vocab.txt, tokenizer.json, vocab.json in "
+                                f"{folder}")
     if not isinstance(ids, dict) or not ids:
-        raise ValueError(f"folder: {tokenizer_json} holds no token-to-id vocabulary "
-                         "(expected a 'model.vocab' mapping)")
+        raise ValueError(f"folder: {path} holds no token-to-id vocabulary "
+                         "(expected a mapping of tokens to ids)")
     tokens = sorted(ids, key=ids.get)
     if [ids[t] for t in tokens] != list(range(len(tokens))):
-        raise ValueError(f"folder: the ids of {tokenizer_json}'s vocabulary are not "
-                         f"0..{len(tokens) - 1}")
+        raise ValueError(f"folder: the ids of {path}'s vocabulary are not 0..{len(tokens) - 1}")
     return tokens
 
 

