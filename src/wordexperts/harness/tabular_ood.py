@@ -32,7 +32,6 @@ from wordexperts.harness.store import DataFn, add_runner_arguments, positive_int
 _PAPER_SUFFIX = {"lr": "lr", "rf": "rf", "gb": "gb", "mlp": "mlp", "attention": "at"}
 
 
-@functools.cache
 def paper_runs(table: str) -> pd.DataFrame:
     """The paper's published runs of ``table`` (``"tables34"`` or ``"table5"``): one row per
     (config, method, seed) with test accuracy and MSE (and train figures where published).
@@ -44,6 +43,11 @@ def paper_runs(table: str) -> pd.DataFrame:
     >>> len(runs), runs["seed"].nunique()
     (1200, 20)
     """
+    return _read_paper_runs(table).copy()
+
+
+@functools.cache
+def _read_paper_runs(table: str) -> pd.DataFrame:
     root = resources.files("wordexperts.harness") / "paper"
     if table == "table5":
         with (root / "auto-mpg.csv").open() as f:
