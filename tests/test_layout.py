@@ -32,19 +32,21 @@ def test_the_library_never_imports_the_harness():
     assert offenders == {}
 
 
-def test_importing_the_package_loads_no_heavy_dependency():
-    code = ("import sys, wordexperts; print(sorted(m for m in ('torch', 'sklearn', 'pandas', "
-            "'safetensors', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+def modules_loaded_by(code: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of ``candidates`` a fresh interpreter has imported after running ``code``."""
+    probe = f"import sys; {code}; print(sorted(m for m in {candidates!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.strip()
-    assert out == "[]"
+    return ast.literal_eval(out)
+
+
+def test_importing_the_package_loads_no_heavy_dependency():
+    heavy = ("torch", "sklearn", "pandas", "safetensors", "transformers")
+    assert modules_loaded_by("import wordexperts", heavy) == []
     # and the lazy names resolve
     assert wordexperts.BidirectionalAttention.__name__ == "BidirectionalAttention"
 
 
 def test_cli_help_imports_no_command_module():
-    code = ("import sys; from wordexperts.harness.cli import build_parser; build_parser([]); "
-            "print(sorted(m for m in ('torch', 'sklearn', 'pandas') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    assert out == "[]"
+    code = "from wordexperts.harness.cli import build_parser; build_parser([])"
+    assert modules_loaded_by(code, ("torch", "sklearn", "pandas")) == []
