@@ -64,6 +64,7 @@ def row_contributions(frame: pd.DataFrame, row: Any, *, klass: Any = None) -> pd
                             sort=False)
     logits = table.sum()
     klass = logits.idxmax() if klass is None else klass
+    klass = klass.item() if isinstance(klass, np.generic) else klass
     if klass not in table.columns:
         raise ValueError(f"class {klass!r} is not one of {list(table.columns)}")
     centre = pd.DataFrame(centred(table.to_numpy()), index=table.index, columns=table.columns)
@@ -86,7 +87,7 @@ def plot_row(frame: pd.DataFrame, row: Any, path: str | Path, *, klass: Any = No
     ax.set_yticks(range(len(data)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_xlabel(f"contribution to the logit of class {data.attrs['class']!r}, "
+    ax.set_xlabel(f"contribution to the logit of class {data.attrs['class']}, "
                   "minus its mean over the classes", fontsize=8)
     ax.set_title(f"row {row}: which columns (experts) push the prediction", fontsize=10)
     return _save(fig, Path(path))
