@@ -372,10 +372,10 @@ def test_glove_loader():
 
 def test_whole_word_filter():
     tokens = ["the", "##s", "[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]", "[unused12]", "!",
-              "1990", "1990s", "a", "naïve", ""]
+              "1990", "1990s", "a", "naïve", "", "<s>", "<mask>", "<>"]
     assert [t for t in tokens if is_whole_word(t)] == ["the", "1990s", "a", "naïve"]
     assert [t for t in tokens if is_whole_word(t, require_letter=False)] == [
-        "the", "!", "1990", "1990s", "a", "naïve"]
+        "the", "!", "1990", "1990s", "a", "naïve", "<>"]
 
 
 def test_bert_loader_reads_whole_word_rows(minilm):

