@@ -107,7 +107,7 @@ def test_estimator_budget_and_early_stopping_settings():
     assert np.array_equal(a, b)
     assert not any(math.isnan(v) for v in early.history_.val_loss)
     assert early.history_.best_step is not None
-    assert WordExpertsClassifier().effective_params()["early_stopping"] == "auto"
+    assert WordExpertsClassifier().effective_params()["early_stopping"] is False
     assert WordExpertsClassifier(preset="paper").effective_params()["max_steps"] is None
     for bad, message in (({"validation_fraction": 1.5}, "validation_fraction"),
                          ({"early_stopping": "yes"}, "early_stopping"),
