@@ -114,6 +114,9 @@ def test_command_runs_end_to_end_resumes_and_reports_paired_differences(tmp_path
     assert main(argv) == 0  # resumes: nothing reruns
     assert "4 of 4 runs already in" in capsys.readouterr().err
     assert len((out / RUNS_FILE).read_text().splitlines()) == 4
+    # --report-only runs nothing new (a third seed stays missing) and still reports
+    assert main([*argv[:5], "3", *argv[6:], "--report-only"]) == 0
+    assert len((out / RUNS_FILE).read_text().splitlines()) == 4
 
 
 def test_report_compares_our_default_with_the_better_reference(tmp_path):

@@ -61,7 +61,7 @@ PROBA_FLOOR = 1e-15  # log loss: probabilities clipped here (as scikit-learn's l
 # ---------------------------------------------------------------------------------------
 # Data
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     train, test = load_real_shift(name)
     n_train = n_test = ROW_CAP
@@ -562,7 +562,8 @@ def run(args: argparse.Namespace) -> int:
         _table(config)  # fails early without the data's package
     seeds = list(range(args.seeds))
     outcome = run_grid(methods, configs, seeds, load, out=args.out, scheduler=args.scheduler,
-                       workers=args.workers, progress=args.progress)
+                       workers=args.workers, progress=args.progress,
+                       submit=not args.report_only)
     if not outcome.records:
         print("no finished runs", file=sys.stderr)
         return 1
