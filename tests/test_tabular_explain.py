@@ -208,3 +208,19 @@ def test_tutorial_runs(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "contributions + bias = logits: max gap" in out
     assert (tmp_path / "row.png").is_file() and (tmp_path / "gate_shift.svg").is_file()
+
+
+def test_the_estimator_explains_itself():
+    from wordexperts import WordExpertsClassifier
+    from wordexperts.datasets import make_shift_simulation
+    from wordexperts.tabular import explain as tabular_explain
+
+    train, test = make_shift_simulation(n=300, seed=0)
+    X, X_test = train.drop(columns="y"), test.drop(columns="y")
+    clf = WordExpertsClassifier(epochs=3, random_state=0).fit(X, train["y"])
+    pd.testing.assert_frame_equal(clf.explain(X_test.head(3)),
+                                  tabular_explain.explain_predictions(clf, X_test.head(3)))
+    pd.testing.assert_series_equal(clf.feature_importance(X_test),
+                                   tabular_explain.global_importance(clf, X_test))
+    pd.testing.assert_frame_equal(clf.gate_shift(X, X_test),
+                                  tabular_explain.gate_shift(clf, X, X_test))

@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from wordexperts.core.attention import AttentionConfig, Method
 from wordexperts.core.experts import to_experts
-from wordexperts.tabular import encoding, persistence
+from wordexperts.tabular import encoding, explain, persistence
 from wordexperts.tabular.solver import fit_table, position_log_proba
 
 __all__ = ["PRESETS", "WordExpertsClassifier"]
@@ -345,6 +345,24 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         target's own (masked) position. Each row sums to one over the last axis.
         """
         return to_experts(self.model_).gates(self.word_ids(X))[:, :, -1, :].numpy()
+
+    # ----------------------------------------------------------------- explain
+    def explain(self, X: Any, *, by_head: bool = False) -> pd.DataFrame:
+        """Each column's gate and its contribution to every class's logit, per row: a tidy
+        frame whose contributions plus the bias are the logits
+        (:func:`wordexperts.tabular.explain.explain_predictions`)."""
+        return explain.explain_predictions(self, X, by_head=by_head)
+
+    def feature_importance(self, X: Any) -> pd.Series:
+        """Global importance of each column over the rows of ``X``, largest first: the mean
+        absolute centred contribution (:func:`wordexperts.tabular.explain.global_importance`)."""
+        return explain.global_importance(self, X)
+
+    def gate_shift(self, X_a: Any, X_b: Any) -> pd.DataFrame:
+        """How the target's mean gates move from the rows of ``X_a`` to those of ``X_b``
+        (say, the training and the shifted test group): :func:`wordexperts.tabular.explain.
+        gate_shift`."""
+        return explain.gate_shift(self, X_a, X_b)
 
     # ----------------------------------------------------------------- save / load
     def save(self, path: str | Path) -> None:
