@@ -392,8 +392,8 @@ def targets(summary: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in comparison[comparison["method"] == "ours"].itertuples():
         ours = s.loc[(r.config, "ours")]
-        paper = (s.loc[(r.config, "ours_paper"), "acc_ood_mean"]
-                 if (r.config, "ours_paper") in s.index else np.nan)
+        has_paper = (r.config, "ours_paper") in s.index
+        paper = s.loc[(r.config, "ours_paper"), "acc_ood_mean"] if has_paper else np.nan
         rows.append({
             "table": r.config, "part": "dev" if r.config in DEVELOPMENT else "held out",
             "ours": ours["acc_ood_mean"], "best of LR/CatBoost": r.best_ref,
@@ -404,6 +404,7 @@ def targets(summary: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
             "seed sd": ours["acc_ood_sd"],
             "sd <= 0.02": "yes" if ours["acc_ood_sd"] <= 0.02 else "no",
             "paper preset": paper,
+            "paper seeds": int(s.loc[(r.config, "ours_paper"), "n"]) if has_paper else 0,
             "ours - paper": ours["acc_ood_mean"] - paper,
             ">= paper - 0.01": "" if np.isnan(paper) else (
                 "yes" if ours["acc_ood_mean"] - paper >= -0.01 else "no"),
