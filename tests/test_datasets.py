@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from wordexperts.datasets.paper import (
     AUTO_MPG_FEATURES,
-    _mvn_factor,
+    equicorrelation_factor,
     load_auto_mpg,
     make_shift_simulation,
     paper_seeds,
@@ -82,7 +82,7 @@ def test_shift_swaps_the_correlation(n_features):
                                                   (6, 0.9, 1.0)])
 def test_covariance_factor_is_exact(dim, off, diag):
     cov = np.full((dim, dim), off) + np.eye(dim) * (diag - off)
-    factor = _mvn_factor(cov)
+    factor = equicorrelation_factor(cov)
     np.testing.assert_allclose(factor.T @ factor, cov, atol=1e-12)
 
 

@@ -363,3 +363,10 @@ def test_reproduce_tables34_one_config_with_attention(tmp_path):
     assert tables34.run(args) == 0
     text = (tmp_path / "report.md").read_text()
     assert "| 5_0.9_0 | attention | lr | 20 |" in text
+
+
+def test_the_grid_bar_shows_only_on_a_terminal(tmp_path, capsys):
+    # stderr is captured (not a terminal): progress=True still writes no bar to a log
+    run_grid([MAJORITY], ["1_0.1_0"], [1], tiny_data, out=tmp_path, workers=1,
+             processes=False, progress=True)
+    assert "runs:" not in capsys.readouterr().err

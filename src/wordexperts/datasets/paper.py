@@ -80,7 +80,7 @@ AUTO_MPG_FEATURES: tuple[str, ...] = (
 )
 
 
-def _mvn_factor(cov: np.ndarray) -> np.ndarray:
+def equicorrelation_factor(cov: np.ndarray) -> np.ndarray:
     """``F`` with ``F.T @ F == cov`` for an equicorrelation ``cov`` (one off-diagonal value,
     one diagonal value), laid out as NumPy's legacy ``multivariate_normal`` builds it
     (``sqrt(s)[:, None] * v`` from the SVD), so ``standard_normal((n, dim)) @ F`` replays it."""
@@ -170,7 +170,8 @@ def make_shift_simulation(
     # Written as the paper writes them: the factor lookup needs the exact float matrices.
     train_cov = corr * ones + (1 - corr) * eye
     test_cov = (1 - corr) * ones + corr * eye if shift else train_cov
-    train_factor, test_factor = _mvn_factor(train_cov), _mvn_factor(test_cov)
+    train_factor = equicorrelation_factor(train_cov)
+    test_factor = equicorrelation_factor(test_cov)
     train_x_true = (rng.standard_normal((n, n_features)) @ train_factor) * sign
     test_x_true = (rng.standard_normal((n, n_features)) @ test_factor) * sign
     sigma = x_noise * np.array([0.4] * n_causal + [0.3] * (n_features - n_causal))

@@ -275,7 +275,9 @@ def run_grid(
 
         with _client(scheduler, workers, processes) as client:
             futures = {client.submit(execute, t, data, pure=False): t for t in todo}
-            for future in tqdm(as_completed(futures), total=len(futures), disable=not progress,
+            # a bar only on a terminal: logs of long grids stay short
+            bar_off = None if progress else True
+            for future in tqdm(as_completed(futures), total=len(futures), disable=bar_off,
                                desc="runs", unit="run"):
                 task = futures[future]
                 try:
