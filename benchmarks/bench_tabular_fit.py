@@ -24,7 +24,6 @@ configuration. Each finished fit is appended to ``benchmarks/results/tabular_acc
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from scipy import stats
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
 from wordexperts.core.threads import single_thread
 from wordexperts.datasets import make_shift_simulation, paper_seeds
+from wordexperts.harness.store import ResultStore, settings_key
 from wordexperts.tabular import WordExpertsClassifier
 
 RESULTS = Path(__file__).parent / "results" / "tabular_accuracy.jsonl"
@@ -111,38 +111,33 @@ def timing(repeats: int, copies_epochs: int) -> None:
           f"{[clf.n_restarts_ for clf in fits]}")
 
 
-def settings_key(params: dict) -> str:
-    """The effective settings of a variant (what a stored result was fitted with)."""
+def variant_key(params: dict) -> str:
+    """The settings key of a variant: its effective settings (what a result was fitted with)."""
     settings = WordExpertsClassifier(**params).effective_params()
     for name in ("random_state", "verbose"):
         settings.pop(name)
-    return json.dumps(settings, sort_keys=True)
+    return settings_key(settings)
 
 
 def accuracy(names: list[str], config: str, start: int, stop: int) -> None:
-    done = {}
-    if RESULTS.exists():
-        for line in RESULTS.read_text().splitlines():
-            row = json.loads(line)
-            done[(row["config"], row["settings"], row["seed"])] = row
+    store = ResultStore(RESULTS, key=("config", "settings_key", "seed"))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     seeds = paper_seeds(stop)[start:stop]
-    keys = {name: settings_key(VARIANTS[name]) for name in names}
+    keys = {name: variant_key(VARIANTS[name]) for name in names}
     for seed in seeds:
         X, y, X_test, y_test = table(seed, config)
         for name in names:
-            if (config, keys[name], seed) in done:
+            if store.done((config, keys[name], seed)):
                 continue
             clf = WordExpertsClassifier(random_state=seed, **VARIANTS[name])
             wall, cpu = timed(lambda clf=clf, X=X, y=y: clf.fit(X, y))
-            row = {"config": config, "variant": name, "settings": keys[name], "seed": seed,
+            row = {"config": config, "variant": name, "settings_key": keys[name], "seed": seed,
                    "test_accuracy": float(clf.score(X_test, y_test)),
                    "train_accuracy": float(clf.score(X, y)), "fit_wall_s": wall, "fit_cpu_s": cpu}
-            done[(config, keys[name], seed)] = row
-            with RESULTS.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            store.append(row)
             print(f"seed {seed} {name:22s} test {row['test_accuracy']:.4f} ({wall:.1f} s)",
                   flush=True)
+    done = {store.key_of(r): r for r in store.records()}
     which = f"seeds {start}:{stop} of the paper's seed stream"
     key = (config, start, stop)
     paper = f" (paper: {PAPER_MEAN[key]})" if key in PAPER_MEAN else ""
