@@ -13,7 +13,9 @@ is stopped (``RLIMIT_CPU``) and recorded as ``> cap``. Accuracy on 5,000 fresh r
 same distribution is recorded as a sanity check.
 
 Each finished fit is appended to ``benchmarks/results/tabular_scale.jsonl`` at once (with
-the date and the load average) and skipped on a rerun; ``--report`` prints the table.
+the date, the load average and, for ours, the estimator's effective settings) and skipped on
+a rerun with the same settings (a changed default refits ours); ``--report`` prints the
+table of the current settings.
 
     nohup .venv/bin/python benchmarks/bench_tabular_scale.py > scale.log 2>&1 &
     .venv/bin/python benchmarks/bench_tabular_scale.py --report
@@ -96,6 +98,19 @@ def fit_one(method: str, n: int, d: int, k: int) -> dict:
             "accuracy": accuracy, **extra}
 
 
+def settings(method: str) -> dict | None:
+    """What a row of ``method`` was fitted with, part of its key: ours' effective params."""
+    if method != "ours":
+        return None
+    from wordexperts.tabular import WordExpertsClassifier
+
+    return WordExpertsClassifier(random_state=0).effective_params()
+
+
+def key(method: str, n: int, d: int, k: int, fitted_with: dict | None) -> tuple:
+    return method, n, d, k, json.dumps(fitted_with, sort_keys=True)
+
+
 def run_case(method: str, case: tuple[int, int, int], cap: float) -> dict:
     """``fit_one`` in a fresh subprocess with a CPU-time cap."""
     n, d, k = case
@@ -103,7 +118,8 @@ def run_case(method: str, case: tuple[int, int, int], cap: float) -> dict:
            "MKL_NUM_THREADS": "1"}
     row = {"method": method, "rows": n, "columns": d, "categories": k,
            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-           "load_average": round(os.getloadavg()[0], 2), "cap_s": cap}
+           "load_average": round(os.getloadavg()[0], 2), "cap_s": cap,
+           "settings": settings(method)}
     command = [sys.executable, __file__, "--child", method, str(n), str(d), str(k),
                "--cap", str(cap)]
     start = time.perf_counter()
@@ -129,12 +145,14 @@ def load_done() -> dict:
                 row = json.loads(line)
             except json.JSONDecodeError:   # a half-written last line: measure it again
                 continue
-            done[(row["method"], row["rows"], row["columns"], row["categories"])] = row
+            done[key(row["method"], row["rows"], row["columns"], row["categories"],
+                     row.get("settings"))] = row
     return done
 
 
 def report() -> None:
     done = load_done()
+    current = {m: settings(m) for m in METHODS}
     print("| rows x columns x categories | ours CPU | ours peak | ours steps (epochs) | "
           "CatBoost CPU | CatBoost peak | LightGBM CPU | LightGBM peak | accuracy ours / "
           "CatBoost / LightGBM |")
@@ -156,14 +174,17 @@ def report() -> None:
         return f"{row['accuracy']:.3f}" if row and row["status"] == "ok" else "-"
 
     for n, d, k in sorted(CASES, key=lambda c: (c[1:] != (20, 10), c[2] != 10, c)):
-        ours, cat, lgb = (done.get((m, n, d, k)) for m in ("ours", "catboost", "lightgbm"))
+        ours, cat, lgb = (done.get(key(m, n, d, k, current[m]))
+                          for m in ("ours", "catboost", "lightgbm"))
         steps = (f"{ours['steps']} ({ours['epochs']:g})" + (" early" if ours["stopped_early"]
                                                            else "")
                  if ours and ours["status"] == "ok" else "")
         print(f"| {n:,} x {d} x {k:,} | {cpu(ours)} | {peak(ours)} | {steps} | {cpu(cat)} | "
               f"{peak(cat)} | {cpu(lgb)} | {peak(lgb)} | {acc(ours)} / {acc(cat)} / "
               f"{acc(lgb)} |")
-    rows = [r for r in done.values()]
+    rows = [r for r in done.values()
+            if json.dumps(r.get("settings"), sort_keys=True)
+            == json.dumps(current[r["method"]], sort_keys=True)]
     if rows:
         dates = sorted(r["date"] for r in rows)
         loads = [r["load_average"] for r in rows]
@@ -189,9 +210,10 @@ def main() -> None:
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     done = load_done()
+    current = {m: settings(m) for m in METHODS}
     for case in CASES:
         for method in args.methods.split(","):
-            if (method, *case) in done:
+            if key(method, *case, current[method]) in done:
                 continue
             row = run_case(method, case, args.cap)
             with RESULTS.open("a") as f:

@@ -238,3 +238,36 @@ def test_word_vectors_exclude_the_mask():
     model = BidirectionalAttention(AttentionConfig(vocab_size=4, seq_len=3, n_heads=1))
     assert model.word_vectors().shape == (4, 20)
     assert torch.equal(model.word_vectors(), model.word_embeddings.weight[:4])
+
+
+def test_cells_between_two_words_in_expert_form_equal_torch_encoder_layer():
+    """A cell read between two words, ``(1 - f) E[x] + f E[u] + P``: the expert form on these
+    input embeddings gives the masked log-probabilities of PyTorch's own encoder layer run on
+    the L masked copies (float64, 1e-10)."""
+    torch.manual_seed(0)
+    cfg = AttentionConfig(vocab_size=7, seq_len=5, d_model=8, n_heads=2, block="bert",
+                          d_ff=6)
+    model = BidirectionalAttention(cfg).double().eval()
+    x, upper = torch.randint(0, 7, (4, 5)), torch.randint(0, 7, (4, 5))
+    frac = torch.rand(4, 5, dtype=torch.float64)
+    e = model.embed(x, upper, frac)
+    E, P = model.word_embeddings.weight, model.position_embeddings
+    manual = (1 - frac)[..., None] * E[x] + frac[..., None] * E[upper] + P
+    assert (e - manual).abs().max() <= 1e-12
+    assert torch.equal(model.embed(x, upper, torch.zeros(4, 5, dtype=torch.float64)),
+                       model.embed(x))
+    layer = to_torch_encoder_layer(model.layers[0], cfg).eval()
+    m = model.mask_embeddings()
+    with torch.no_grad():
+        copies = []
+        for i in range(cfg.seq_len):
+            row = e.clone()
+            row[:, i] = m[i]
+            copies.append(layer(row)[:, i])
+        expected = model.output(torch.stack(copies, 1)).log_softmax(-1)
+        got = to_experts(model).masked_log_probs(e)
+    assert (got - expected).abs().max() <= 1e-10
+    gates = to_experts(model).gates(e)
+    assert torch.allclose(gates.sum(-1), torch.ones(4, 2, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="input embeddings must be"):
+        to_experts(model).gates(e[:, :3])

@@ -11,7 +11,13 @@ import torch
 from wordexperts import AttentionConfig, BidirectionalAttention
 from wordexperts.core.loop import History, linear_warmup_decay, planned_steps, run_loop
 from wordexperts.tabular import WordExpertsClassifier
-from wordexperts.tabular.one_block import OneBlockMLM, OutputClasses, fit_one_block, paper_init
+from wordexperts.tabular.one_block import (
+    OneBlockMLM,
+    OutputClasses,
+    Soft,
+    fit_one_block,
+    paper_init,
+)
 from wordexperts.tabular.torch_backend import TorchOneBlockMLM
 
 # ---------------------------------------------------------------- the loop
@@ -127,10 +133,12 @@ def test_the_progress_bar_shows_the_validation_loss(capsys):
 # ---------------------------------------------------------------- the PyTorch backend
 
 
+@pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("block", ["plain", "bert"])
-def test_torch_backend_equals_the_numpy_trainer(block):
+def test_torch_backend_equals_the_numpy_trainer(block, soft):
     """Loss and gradient of the same weights, float64, ragged and shared classes, masked
-    cells, weighted cells (without dropout: the draws differ between backends)."""
+    cells, weighted cells, cells between two words (``soft``: PyTorch's autograd through
+    ``BidirectionalAttention.embed``), without dropout (the draws differ between backends)."""
     torch.manual_seed(0)
     model = BidirectionalAttention(AttentionConfig(vocab_size=9, seq_len=4, block=block)
                                    ).double()
@@ -141,13 +149,22 @@ def test_torch_backend_equals_the_numpy_trainer(block):
     x = np.stack([classes.words[classes.offsets[i] + target[i]] for i in range(4)])
     x[2, :5] = model.config.mask_id
     weight = (x != model.config.mask_id) * rng.uniform(0.5, 2, x.shape)
+    cells, upper, frac = None, None, None
+    if soft:    # half the cells of positions 1 and 3 between their word and another
+        upper = x.copy()
+        upper[1] = classes.words[classes.offsets[1] + rng.integers(0, 3, 40)]
+        upper[3] = classes.words[classes.offsets[3] + rng.integers(0, 3, 40)]
+        frac = np.where(rng.random(x.shape) < 0.5, rng.random(x.shape), 0.0)
+        frac[[0, 2]] = 0
+        cells = Soft(upper, frac)
+        upper, frac = torch.from_numpy(upper.T.copy()), torch.from_numpy(frac.T.copy())
     objective = OneBlockMLM(model, classes=classes, dtype=np.float64)
     theta = objective.flatten(model)
     grad = np.zeros_like(theta)
-    loss = objective.loss_and_grad(theta, x, target, weight, grad)
+    loss = objective.loss_and_grad(theta, x, target, weight, grad, soft=cells)
     torch_loss = TorchOneBlockMLM(model, classes).loss(
         torch.from_numpy(x.T.copy()), torch.from_numpy(target.T.copy()),
-        torch.from_numpy(weight.T.copy()))
+        torch.from_numpy(weight.T.copy()), upper, frac)
     model.zero_grad()
     torch_loss.backward()
     torch_grad = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])

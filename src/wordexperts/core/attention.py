@@ -339,9 +339,19 @@ class BidirectionalAttention(MaskedLanguageModel):
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.output = nn.Linear(config.d_model, config.vocab_size)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``E[x_j] + P[j]``: (B, L) -> (B, L, d)."""
-        return self.word_embeddings(x) + self.position_embeddings
+    def embed(self, x: torch.Tensor, upper: torch.Tensor | None = None,
+              frac: torch.Tensor | None = None) -> torch.Tensor:
+        """``E[x_j] + P[j]``: (B, L) -> (B, L, d).
+
+        With ``upper`` (B, L) word ids and ``frac`` (B, L) in [0, 1]: ``(1 - frac) E[x_j] +
+        frac E[upper_j] + P[j]``, a cell read between two words.
+        """
+        e = self.word_embeddings(x)
+        if upper is not None:
+            # NOTE: not in the paper: the tabular model reads a numeric value between the
+            # words of its two neighbouring bins (wordexperts.tabular.encoding.interpolate)
+            e = e + frac.to(e.dtype).unsqueeze(-1) * (self.word_embeddings(upper) - e)
+        return e + self.position_embeddings
 
     def mask_embeddings(self) -> torch.Tensor:
         """``m_i = E[M] + P[i]`` for every position: (L, d). The masked query depends on i only."""

@@ -177,8 +177,14 @@ class ExpertEngine:
         self._embed = embed
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        """``e(x_j, j)``: (..., L) -> (..., L, d)."""
-        return self._embed(ids)
+        """``e(x_j, j)``: (..., L) -> (..., L, d). Input embeddings (a float tensor
+        (..., L, d), such as cells read between two words) are returned as they are."""
+        return ids if ids.is_floating_point() else self._embed(ids)
+
+    @staticmethod
+    def length(x: torch.Tensor) -> int:
+        """``L`` of word ids (..., L) or of input embeddings (..., L, d)."""
+        return x.shape[-2] if x.is_floating_point() else x.shape[-1]
 
     def mask_embeddings(self, length: int, *, mask_id: int) -> torch.Tensor:
         """``m_i = e(M, i)`` for ``i < length``: (L, d). A function of the position alone."""
@@ -211,11 +217,11 @@ class ExpertEngine:
         ``j = i``, read as the mask (section 3).
         """
         w = self.layers[0].attention
-        m = self.mask_embeddings(ids.shape[-1], mask_id=mask_id)
+        m = self.mask_embeddings(self.length(ids), mask_id=mask_id)
         u = self.heads(m, w.w_q, w.b_q)                                      # (H, L, dh)
         k = self.heads(self.embed(ids), w.w_k, w.b_k)                        # (..., H, L, dh)
         k_mask = self.heads(m, w.w_k, w.b_k)
-        eye = torch.eye(ids.shape[-1], dtype=torch.bool)
+        eye = torch.eye(self.length(ids), dtype=torch.bool)
         scores = torch.where(eye, u @ k_mask.transpose(-1, -2), u @ k.transpose(-1, -2))
         return (scores * self.d_head**-0.5).softmax(-1)
 
@@ -226,8 +232,8 @@ class ExpertEngine:
         mask's own, positional expert ``nu^h(M, i)``).
         """
         nu = self.layer_experts(0, self.embed(ids))                                # (..., H, L, d)
-        nu_mask = self.layer_experts(0, self.mask_embeddings(ids.shape[-1], mask_id=mask_id))
-        eye = torch.eye(ids.shape[-1], dtype=torch.bool).unsqueeze(-1)
+        nu_mask = self.layer_experts(0, self.mask_embeddings(self.length(ids), mask_id=mask_id))
+        eye = torch.eye(self.length(ids), dtype=torch.bool).unsqueeze(-1)
         return torch.where(eye, nu_mask.unsqueeze(-3), nu.unsqueeze(-3))
 
     def masked_hidden(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
@@ -238,8 +244,11 @@ class ExpertEngine:
         """
         if self.n_layers == 1:
             z = self.mask_mixture(ids, mask_id=mask_id)
-            m = self.mask_embeddings(ids.shape[-1], mask_id=mask_id)
+            m = self.mask_embeddings(self.length(ids), mask_id=mask_id)
             return self.layers[0].link(z, m.expand_as(z))
+        if ids.is_floating_point():
+            raise ValueError("input embeddings need a one-layer model: the masked copies of "
+                             "several layers are built from word ids")
         hidden = self.trace(masked_copies(ids, mask_id)).hidden[-1]          # (..., Li, L, d)
         return hidden.diagonal(dim1=-3, dim2=-2).transpose(-1, -2)
 
@@ -339,6 +348,13 @@ class ContinuousWordExperts(ExpertEngine):
         return self.word_embeddings[ids] + self.position_embeddings[: ids.shape[-1]]
 
     def _ids(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Word ids (B, L) checked, or input embeddings (B, L, d) (a float tensor) as given."""
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            cfg = self.config
+            if x.dim() != 3 or x.shape[1:] != (cfg.seq_len, cfg.d_model):
+                raise ValueError(f"input embeddings must be (B, {cfg.seq_len}, {cfg.d_model}), "
+                                 f"got {tuple(x.shape)}")
+            return x.to(self.word_embeddings.dtype)
         return as_ids(x, self.config)
 
     @property
@@ -373,6 +389,8 @@ class ContinuousWordExperts(ExpertEngine):
             raise ValueError(f"layer must be in 0..{self.config.n_layers - 1}, got {layer}")
         if layer == 0:
             return self.mask_gates(x, mask_id=self.config.mask_id)
+        if x.is_floating_point():
+            raise ValueError("gates of deeper layers need word ids, not input embeddings")
         gates = self.trace(masked_copies(x, self.config.mask_id)).gates[layer]  # (B,Li,H,L,L)
         return gates.diagonal(dim1=1, dim2=3).movedim(-1, 2)
 

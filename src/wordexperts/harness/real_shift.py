@@ -158,7 +158,10 @@ def ours_settings(params: dict[str, Any], average: int = 1) -> dict[str, Any]:
 
     effective = WordExpertsClassifier(**params).effective_params()
     effective.pop("random_state", None)
-    return {"estimator": "WordExpertsClassifier", "params": effective, "average": average}
+    # encoding 2: a numeric column's unseen values read as the nearest seen value (they were
+    # masked); the runs before it were made with encoding 1 and are refitted
+    return {"estimator": "WordExpertsClassifier", "params": effective, "average": average,
+            "encoding": 2}
 
 
 def _encoder(categorical: list[str], numeric: list[str], *, scale: bool):

@@ -1,8 +1,9 @@
 """From a table to word ids: columns -> category codes -> words (paper.md section 4).
 
-Each column becomes a :class:`Column` (its categories, or quantile bins for a numeric
-column); each cell a category code ``0..K-1`` (``-1``: missing or unknown); each code a word
-of the vocabulary. ``"shared"`` gives equal categories of different columns one word (the
+Each column becomes a :class:`Column` (its categories; a numeric column's values or quantile
+bins, in order); each cell a category code ``0..K-1`` (``-1``: missing or unknown); each
+code a word of the vocabulary. :func:`interpolate` reads a numeric cell between the words of
+its two neighbouring bins (the estimator's ``numeric="interpolate"``). ``"shared"`` gives equal categories of different columns one word (the
 paper's setting); ``"per_column"`` makes each (column, category) its own word; ``"auto"``
 shares when one column's categories contain every other column's. Arrays are kept in the
 smallest integer dtype that holds them (codes int8/int16/int32, word ids uint8/uint16/int32).
@@ -28,7 +29,7 @@ import pandas as pd
 import scipy.sparse
 
 __all__ = ["MANY_CATEGORIES", "Column", "as_table", "build_vocabulary", "column_values",
-           "encode", "fit_columns", "smallest_int", "smallest_uint", "word_ids"]
+           "encode", "fit_columns", "interpolate", "smallest_int", "smallest_uint", "word_ids"]
 
 #: A column with more categories than this warns at fit time: each category is a word with
 #: its own input and output embedding, and each step's output layer costs
@@ -56,9 +57,12 @@ def smallest_int(high: int) -> np.dtype:
 class Column:
     """How one column's values become category codes ``0..n-1`` (``-1``: missing or unknown).
 
-    ``categories``: the values of the codes; for a binned numeric column the bin indices, with
-    ``edges`` (inner quantile edges) and ``bin_values`` (each bin's training median, the
-    value ``WordExpertsClassifier.impute`` fills in).
+    ``categories``: the values of the codes. A numeric column (``numeric``) also has ``edges``
+    (the inner edges between its codes) and ``bin_values`` (each code's value: the training
+    median of a quantile bin, whose category is its index, or the value itself for a column
+    of at most ``n_bins`` values); a value reads as the code whose interval holds it, so an
+    unseen value as the nearest seen one. ``bin_values`` is what
+    ``WordExpertsClassifier.impute`` fills in.
     """
 
     name: str
@@ -92,6 +96,14 @@ class Column:
             codes = pd.Index(self.categories).get_indexer(pd.Index(values, dtype=object))
         codes = np.where(missing, -1, codes)
         return codes, (codes < 0) & ~missing
+
+    def coordinates(self, values: np.ndarray) -> np.ndarray:
+        """A binned numeric column's values on the bin scale: ``k`` at bin ``k``'s median,
+        linear between neighbouring medians, clipped to ``0..K-1``; NaN where missing."""
+        missing = np.asarray(pd.isna(values), dtype=bool)
+        numbers_ = np.where(missing, 0.0, values).astype(np.float64)
+        u = np.interp(numbers_, self.bin_values, np.arange(len(self.bin_values)))
+        return np.where(missing, np.nan, u)
 
     def values(self, codes: np.ndarray) -> np.ndarray:
         """The value of each code (the bin's median for a numeric column)."""
@@ -153,8 +165,9 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 def fit_column(values: np.ndarray, name: str, *, numeric: str, n_bins: int) -> Column:
-    """The :class:`Column` of training ``values``: its categories, or ``n_bins`` quantile bins
-    for a numeric column with more than ``n_bins`` distinct values (``numeric="bin"``)."""
+    """The :class:`Column` of training ``values``: its categories; for a numeric column its
+    values in order, or ``n_bins`` quantile bins if it has more than ``n_bins`` distinct
+    values (``numeric="error"``: raise instead)."""
     kind = values.dtype.kind
     if kind in "cmMV":
         raise ValueError(f"column {name!r} has unsupported dtype {values.dtype}: give "
@@ -181,7 +194,9 @@ def fit_column(values: np.ndarray, name: str, *, numeric: str, n_bins: int) -> C
             return Column(name, np.arange(len(edges) + 1), edges=edges, bin_values=bin_values)
         if kind == "f" and np.all(distinct == np.round(distinct)):
             distinct = distinct.astype(np.int64)        # integers stored as floats
-        return Column(name, distinct)
+        # each value its own bin: an unseen value reads as the nearest seen one
+        edges = (distinct[1:] + distinct[:-1]) / 2.0
+        return Column(name, distinct, edges=edges, bin_values=distinct.astype(np.float64))
     if kind == "b":
         return Column(name, np.unique(present))
     return Column(name, _sorted_unique(present))
@@ -245,6 +260,29 @@ def build_vocabulary(columns: list[Column], classes: np.ndarray, vocabulary: str
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     return (vocabulary, [np.arange(o, o + n) for o, n in zip(offsets[:-1], sizes, strict=True)],
             int(offsets[-1]))
+
+
+def interpolate(columns: list[Column], X: Any, ids: np.ndarray, words: list[np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Numeric cells read between their two neighbouring bins' words: ``(lower, upper,
+    frac)`` (n, len(words)), the cell's input being ``(1 - frac) E[lower] + frac E[upper]``,
+    with ``frac`` its position between the two bins' medians (:meth:`Column.coordinates`).
+    Other cells keep their word (``lower = upper`` = ``ids``, ``frac`` 0). ``None`` if no
+    column is numeric."""
+    numeric = [j for j, c in enumerate(columns) if c.numeric]
+    if not numeric:
+        return None
+    lower, upper = ids.copy(), ids.copy()
+    frac = np.zeros(ids.shape, np.float32)
+    for j in numeric:
+        u = columns[j].coordinates(column_values(X, j))
+        present = ~np.isnan(u)
+        low = np.floor(u[present]).astype(np.int64)
+        high = np.minimum(low + 1, len(columns[j].categories) - 1)
+        lower[present, j] = words[j][low]
+        upper[present, j] = words[j][high]
+        frac[present, j] = u[present] - low
+    return lower, upper, frac
 
 
 def word_ids(codes: np.ndarray, words: list[np.ndarray], mask: int) -> np.ndarray:

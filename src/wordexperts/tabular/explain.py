@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from wordexperts.core.experts import ContinuousWordExperts, to_experts
+from wordexperts.tabular.solver import input_embeddings
 
 #: Name of the target's own (masked) slot among the experts, and of the bias term.
 TARGET_SLOT = "(target slot)"
@@ -78,14 +79,16 @@ class MixtureContributions:
         return self.logits.sum((1, 2)) + self.logit_bias
 
 
-def _engine(clf: Any) -> ContinuousWordExperts:
+def _engine(clf: Any, X: Any) -> tuple[ContinuousWordExperts, torch.Tensor]:
+    """The expert form of a float64 copy of ``clf.model_`` and its inputs for ``X``."""
     if not hasattr(clf, "model_"):
         raise ValueError("the classifier is not fitted: call fit(X, y) first (or load a "
                          "saved model)")
     model = copy.deepcopy(clf.model_).double().eval()
     if model.config.n_layers != 1:
         raise ValueError(f"the model must have one block, got n_layers={model.config.n_layers}")
-    return to_experts(model)
+    ids, soft = clf._inputs(clf._check_X(X))
+    return to_experts(model), input_embeddings(model, ids, soft)
 
 
 @torch.no_grad()
@@ -93,16 +96,15 @@ def mixture_contributions(clf: Any, X: Any) -> MixtureContributions:
     """Split the target's mixture and class logits over the columns (experts) and heads.
 
     ``clf``: a fitted :class:`~wordexperts.tabular.estimator.WordExpertsClassifier` (its
-    ``model_``, ``classes_``, ``columns_``, ``words_`` and ``word_ids``). Exact in float64
+    ``model_``, ``classes_``, ``columns_``, ``words_`` and its inputs). Exact in float64
     for both blocks; see :class:`MixtureContributions` and the module docs for what is
     reconstructed.
     """
-    engine = _engine(clf)
-    ids = torch.from_numpy(clf.word_ids(X))
+    engine, inputs = _engine(clf, X)
     cfg = engine.config
     t = cfg.seq_len - 1
-    gates = engine.mask_gates(ids, mask_id=cfg.mask_id)[:, :, t]                # (n, H, L)
-    experts = engine.layer_experts(0, engine.embed(ids))                       # (n, H, L, d)
+    gates = engine.mask_gates(inputs, mask_id=cfg.mask_id)[:, :, t]             # (n, H, L)
+    experts = engine.layer_experts(0, inputs)                                  # (n, H, L, d)
     hidden = gates.unsqueeze(-1) * experts                                      # c^h_j
     bias = engine.layers[0].attention.b_o
     z = hidden.sum((1, 2)) + bias                                               # (n, d)

@@ -88,10 +88,29 @@ class OutputClasses:
 
 
 @dataclass
+class Soft:
+    """Cells read between two words: cell ``(j, b)``'s input is ``(1 - frac) E[x_jb] +
+    frac E[upper_jb]`` (a numeric value between two bins' medians). Arrays shaped like the
+    word ids; ``frac`` 0 (and ``upper`` anything valid) for a cell that is one word."""
+
+    upper: np.ndarray
+    frac: np.ndarray
+
+    def rows(self, rows: np.ndarray | slice) -> Soft:
+        """Those rows of row-major arrays (n, L)."""
+        return Soft(self.upper[rows], self.frac[rows])
+
+    def take(self, rows: np.ndarray) -> Soft:
+        """Those rows of row-major arrays, batch last: (L, len(rows))."""
+        return Soft(self.upper[rows].T, self.frac[rows].T)
+
+
+@dataclass
 class BlockCache:
     """What :meth:`OneBlockMLM.forward` keeps for :meth:`OneBlockMLM.backward` (batch last)."""
 
     x: np.ndarray          # (L, B) word ids
+    soft: Soft | None      # cells between two words
     txf: np.ndarray        # embeddings e_j, (d, N)
     m: np.ndarray          # mask embeddings m_i, (L, d)
     qm: np.ndarray         # masked queries, (H, dh, L)
@@ -183,21 +202,23 @@ class OneBlockMLM:
 
     def loss_and_grad(self, theta: np.ndarray, x: np.ndarray, target: np.ndarray,
                       weight: np.ndarray, grad: np.ndarray | None = None,
-                      rng: np.random.Generator | None = None) -> float:
+                      rng: np.random.Generator | None = None, soft: Soft | None = None
+                      ) -> float:
         """Weighted mean over cells of ``-log p(target_i | x, x_i masked)``; fills ``grad``.
 
         ``x``: word ids (L, B), the mask id allowed (a missing cell); ``target``: class index
         of each cell into its position's classes; ``weight``: (L, B), need not be
         normalized. ``rng``: dropout draws (``None``: no dropout, as in evaluation).
+        ``soft``: cells read between two words (:class:`Soft`, batch last).
         """
-        h, cache = self.forward(theta, x, rng)
+        h, cache = self.forward(theta, x, rng, soft)
         loss, dh = self.head(theta, h, target, weight, grad)
         if grad is not None:
             self.backward(theta, cache, dh, grad)
         return loss
 
-    def forward(self, theta: np.ndarray, x: np.ndarray, rng: np.random.Generator | None = None
-                ) -> tuple[np.ndarray, BlockCache]:
+    def forward(self, theta: np.ndarray, x: np.ndarray, rng: np.random.Generator | None = None,
+                soft: Soft | None = None) -> tuple[np.ndarray, BlockCache]:
         """The block's output at every position ``i`` with ``x_i`` masked: ``h`` (d, L, B).
 
         One pass (paper.md section 3): the query at ``i`` is the mask's, and so are the key
@@ -219,7 +240,10 @@ class OneBlockMLM:
         drop = cfg.dropout if rng is not None else 0.0
 
         # Arrays are (features..., position, batch); N = L * B columns.
-        tx = np.take(E.T, x, axis=1) + P.T[:, :, None]                  # e_j: (d, L, B)
+        tx = np.take(E.T, x, axis=1)                                    # E[x_j]: (d, L, B)
+        if soft is not None and soft.frac.any():    # (1 - f) E[x_j] + f E[upper_j]
+            tx += soft.frac * (np.take(E.T, soft.upper, axis=1) - tx)
+        tx += P.T[:, :, None]                                           # e_j
         txf = tx.reshape(d, N)
         m = E[cfg.mask_id] + P                                          # m_i: (L, d)
         qkv_m = Win @ m.T + bin_[:, None]                               # (3d, L)
@@ -238,7 +262,7 @@ class OneBlockMLM:
         ctx += a[:, diag, diag, :][:, None] * (vm[..., None] - vx)      # (H, dh, L, B)
         ctxf = ctx.reshape(d, N)
         z = Wo @ ctxf + bo[:, None]                                     # (d, N)
-        cache = BlockCache(x=x, txf=txf, m=m, qm=qm, km=km, vm=vm, kx=kx, vx=vx, a=a,
+        cache = BlockCache(x=x, soft=soft, txf=txf, m=m, qm=qm, km=km, vm=vm, kx=kx, vx=vx, a=a,
                            ctxf=ctxf)
         if cfg.block != "bert":
             return z.reshape(d, L, B), cache
@@ -386,13 +410,23 @@ class OneBlockMLM:
         dtx = Win[d:].T @ dkv                                           # (d, N)
         dm += Win.T @ dqkv_m
         # embedding rows: sorted segment sums of dtx's columns by word id
-        ids = cache.x.ravel()
+        ids, rows = cache.x.ravel(), dtx.T
+        if cache.soft is not None:      # a cell between two words: (1 - f) and f of its row
+            f = cache.soft.frac.ravel()
+            between = np.flatnonzero(f)
+            if len(between):
+                fb = f[between, None]
+                upper_rows = rows[between] * fb
+                rows = rows.copy()
+                rows[between] *= 1 - fb
+                ids = np.concatenate([ids, cache.soft.upper.ravel()[between]])
+                rows = np.concatenate([rows, upper_rows])
         order = np.argsort(ids, kind="stable")
         sorted_ids = ids[order]
         starts = _run_starts(sorted_ids)
         g_e = g["word_embeddings.weight"]
         g_e[:] = 0
-        g_e[sorted_ids[starts]] = np.add.reduceat(dtx.T[order], starts, axis=0)
+        g_e[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
         g_e[cfg.mask_id] += dm.sum(1)
         g["position_embeddings"][:] = (dtx.reshape(d, L, B).sum(2) + dm).T
 
@@ -479,12 +513,13 @@ def fit_one_block(
     batch_size: int = 128,
     lr: float = 1e-3,
     lr_schedule: Literal["constant", "linear"] = "constant",
-    validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    validation: tuple[np.ndarray, ...] | None = None,
     patience: int | None = None,
     eval_every: int | None = None,
     rng: np.random.Generator | None = None,
     device: str | None = None,
     progress: bool = False,
+    soft: Soft | None = None,
 ) -> History:
     """Fit a one-block ``model`` with Adam on the weighted MLM objective; its :class:`History`.
 
@@ -536,13 +571,14 @@ def fit_one_block(
     if n_items == 0:
         raise ValueError("no cell to predict: every weight is zero")
 
-    def batch(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def batch(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Soft | None]:
         if method == "single_pass":
-            return X[items].T, target[items].T, weight[items].T.astype(np.float32)
+            return (X[items].T, target[items].T, weight[items].T.astype(np.float32),
+                    soft.take(items) if soft is not None else None)
         rows, cell = np.divmod(cells[items], L)   # one cell per copy: the others weigh 0
         w = np.zeros((L, len(items)), np.float32)
         w[cell, np.arange(len(items))] = 1
-        return X[rows].T, target[rows].T, w
+        return X[rows].T, target[rows].T, w, soft.take(rows) if soft is not None else None
 
     if device is None:
         trainer = _NumpyTrainer(model, classes, lr=lr, rng=rng)
@@ -552,15 +588,16 @@ def fit_one_block(
         trainer = TorchTrainer(model, classes, lr=lr, rng=rng, device=device)
 
     def step(items: np.ndarray, lr_scale: float) -> tuple[float, float]:
-        x, t, w = batch(items)
+        x, t, w, s = batch(items)
         total = float(w.sum())
         if total == 0:
             return 0.0, 0.0
-        return trainer.step(x, t, w, lr * lr_scale), total
+        return trainer.step(x, t, w, lr * lr_scale, s), total
 
     validate = None
     if validation is not None:
-        Xv, tv, wv = (np.asarray(a) for a in validation)
+        Xv, tv, wv = (np.asarray(a) for a in validation[:3])
+        soft_v = validation[3] if len(validation) > 3 else None
         Xv = _check_ids(Xv, model, name="validation X")
         if tv.shape != Xv.shape or wv.shape != Xv.shape:
             raise ValueError(f"validation target and weight must have its X's shape {Xv.shape}")
@@ -572,10 +609,12 @@ def fit_one_block(
         def validate() -> float:
             total = count = 0.0
             for start in range(0, len(Xv), rows):
-                part = slice(start, start + rows)
+                part = np.arange(start, min(start + rows, len(Xv)))
                 w = wv[part].T.astype(np.float32)
                 if w.sum() > 0:
-                    total += trainer.evaluate(Xv[part].T, tv[part].T, w) * float(w.sum())
+                    total += trainer.evaluate(Xv[part].T, tv[part].T, w,
+                                              soft_v.take(part) if soft_v is not None else None
+                                              ) * float(w.sum())
                     count += float(w.sum())
             return total / count
     elif patience is not None:
@@ -636,15 +675,17 @@ class _NumpyTrainer:
         self.dropout = rng if model.config.dropout > 0 else None
         self.best: np.ndarray | None = None
 
-    def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float) -> float:
+    def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float,
+             soft: Soft | None = None) -> float:
         loss = self.objective.loss_and_grad(self.theta, x, target, weight, self.grad,
-                                            self.dropout)
+                                            self.dropout, soft)
         self.adam.lr = lr
         self.adam.step(self.grad)
         return loss
 
-    def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
-        return self.objective.loss_and_grad(self.theta, x, target, weight)
+    def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                 soft: Soft | None = None) -> float:
+        return self.objective.loss_and_grad(self.theta, x, target, weight, soft=soft)
 
     def snapshot(self) -> None:
         self.best = self.theta.copy()

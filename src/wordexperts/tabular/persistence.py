@@ -35,14 +35,13 @@ def save(clf: Any, path: str | Path) -> None:
     tensors = {f"model.{k}": v.detach().cpu().numpy() for k, v in clf.model_.state_dict().items()}
     columns = []
     for j, column in enumerate(clf.columns_):
-        entry: dict[str, Any] = {"name": column.name}
+        entry: dict[str, Any] = {"name": column.name,
+                                 "categories": _to_json_list(column.categories, column.name),
+                                 "dtype": column.categories.dtype.str}
         if column.numeric:
             tensors[f"column.{j}.edges"] = column.edges
             tensors[f"column.{j}.bin_values"] = column.bin_values
             entry["n_bins"] = len(column.categories)
-        else:
-            entry["categories"] = _to_json_list(column.categories, column.name)
-            entry["dtype"] = column.categories.dtype.str
         columns.append(entry)
     meta = {
         "format": FORMAT,
@@ -145,8 +144,9 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
                    and len(edges) + 1 == len(bin_values) == entry["n_bins"],
                    f"binned column {entry['name']!r}: its edges and bin values in {WEIGHTS} "
                    f"do not give {entry['n_bins']} bins")
-            column = Column(entry["name"], np.arange(entry["n_bins"]), edges=edges,
-                            bin_values=bin_values)
+            categories = (_from_json_list(entry["categories"], entry["dtype"])
+                          if "categories" in entry else np.arange(entry["n_bins"]))
+            column = Column(entry["name"], categories, edges=edges, bin_values=bin_values)
         else:
             column = Column(entry["name"], _from_json_list(entry["categories"], entry["dtype"]))
         _check(len(column.categories) == len(words[j]),

@@ -19,7 +19,7 @@ import torch
 from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
 from wordexperts.core.experts import to_experts
 from wordexperts.core.loop import History, planned_steps
-from wordexperts.tabular.one_block import OutputClasses, fit_one_block, paper_init
+from wordexperts.tabular.one_block import OutputClasses, Soft, fit_one_block, paper_init
 
 __all__ = ["AUTO_EARLY_STOPPING_ROWS", "MAX_VALIDATION_ROWS", "fit_table", "position_log_proba"]
 
@@ -57,7 +57,7 @@ def validation_rows(n_rows: int, *, early_stopping: bool | str, fraction: float)
 
 def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
               words: list[np.ndarray], config: AttentionConfig, settings: dict[str, Any],
-              rng: np.random.Generator, progress: bool = False
+              rng: np.random.Generator, progress: bool = False, soft: Soft | None = None
               ) -> tuple[BidirectionalAttention, History, int]:
     """Fit the tabular model; returns ``(model, history, n_restarts)``.
 
@@ -80,6 +80,9 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         val_weight[:, -1] = weight[held, -1] > 0        # the target's log loss
         validation = (ids[held], target[held], val_weight)
         ids, target, weight = ids[kept], target[kept], weight[kept]
+        if soft is not None:
+            validation += (soft.rows(held),)
+            soft = soft.rows(kept)
         n_items = len(ids) if s["method"] == "single_pass" else int((weight > 0).sum())
         total = planned_steps(n_items=n_items, batch_size=s["batch_size"],
                               epochs=s["epochs"], max_steps=s["max_steps"])
@@ -97,7 +100,7 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
             epochs=s["epochs"], max_steps=s["max_steps"], batch_size=s["batch_size"],
             lr=s["lr"], lr_schedule=s["lr_schedule"], validation=validation,
             patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
-            progress=progress,
+            progress=progress, soft=soft,
         )
         # A target whose gates sit on its own masked slot in every head ignores every
         # feature: a degenerate solution some initializations fall into. Restart.
@@ -107,11 +110,23 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         n_restarts += 1
 
 
+def input_embeddings(model: BidirectionalAttention, ids: np.ndarray, soft: Soft | None = None
+                     ) -> torch.Tensor:
+    """``e_j``: (n, L) -> (n, L, d); with ``soft`` (row-major), ``(1 - f) E[x_j] +
+    f E[upper_j] + P[j]``."""
+    x = torch.from_numpy(ids.astype(np.int64))
+    if soft is None:
+        return model.embed(x)
+    return model.embed(x, torch.from_numpy(soft.upper.astype(np.int64)),
+                       torch.from_numpy(soft.frac))
+
+
 @torch.no_grad()
-def hidden_states(model: BidirectionalAttention, ids: np.ndarray) -> torch.Tensor:
+def hidden_states(model: BidirectionalAttention, ids: np.ndarray, soft: Soft | None = None
+                  ) -> torch.Tensor:
     """The block's output at every position of rows read as given: (n, L, d)."""
     model.eval()
-    h = model.embed(torch.from_numpy(ids.astype(np.int64)))
+    h = input_embeddings(model, ids, soft)
     for layer in model.layers:
         h = layer(h)
     return h
@@ -119,7 +134,7 @@ def hidden_states(model: BidirectionalAttention, ids: np.ndarray) -> torch.Tenso
 
 @torch.no_grad()
 def position_log_proba(model: BidirectionalAttention, ids: np.ndarray, words: np.ndarray,
-                       position: int) -> np.ndarray:
+                       position: int, soft: Soft | None = None) -> np.ndarray:
     """``log p`` over ``words`` (the softmax restricted to them) at ``position`` of each row
     read as given (the position holding the mask id to predict it): (n, len(words))."""
     out = model.output
@@ -127,6 +142,8 @@ def position_log_proba(model: BidirectionalAttention, ids: np.ndarray, words: np
     weight, bias = out.weight[index], out.bias[index]
     parts = []
     for start in range(0, len(ids), _PREDICT_ROWS):
-        h = hidden_states(model, ids[start:start + _PREDICT_ROWS])[:, position]
+        part = slice(start, start + _PREDICT_ROWS)
+        h = hidden_states(model, ids[part], None if soft is None else soft.rows(part))
+        h = h[:, position]
         parts.append(torch.nn.functional.linear(h, weight, bias).log_softmax(-1).numpy())
     return np.concatenate(parts)

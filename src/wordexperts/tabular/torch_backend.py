@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from wordexperts.core.attention import BidirectionalAttention
-from wordexperts.tabular.one_block import OutputClasses
+from wordexperts.tabular.one_block import OutputClasses, Soft
 
 __all__ = ["TorchOneBlockMLM", "TorchTrainer"]
 
@@ -67,19 +67,24 @@ class TorchOneBlockMLM:
                         torch.from_numpy(classes.words[flat]).to(device))
                        for positions, flat in classes.groups]
 
-    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden(self, x: torch.Tensor, upper: torch.Tensor | None = None,
+               frac: torch.Tensor | None = None) -> torch.Tensor:
         """The block's output at every position with that position masked: (B, L, d)."""
         model = self.model
         with keras_dropout_sites(model):
-            return model.layers[0].single_pass(model.embed(x), model.mask_embeddings())
+            return model.layers[0].single_pass(model.embed(x, upper, frac),
+                                               model.mask_embeddings())
 
-    def loss(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+             upper: torch.Tensor | None = None, frac: torch.Tensor | None = None
+             ) -> torch.Tensor:
         """Weighted mean over cells of ``-log p(target | row, cell masked)``.
 
         ``x``: word ids (B, L), mask allowed; ``target``: class index into each position's
-        words; ``weight``: (B, L).
+        words; ``weight``: (B, L); ``upper``, ``frac`` (B, L): cells read between two words
+        (:meth:`BidirectionalAttention.embed`).
         """
-        h = self.hidden(x)
+        h = self.hidden(x, upper, frac)
         W, c = self.model.output.weight, self.model.output.bias
         total = h.new_zeros(())
         for positions, words in self.groups:                          # words: (G, K)
@@ -107,27 +112,37 @@ class TorchTrainer:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.best: dict[str, torch.Tensor] | None = None
 
-    def _tensors(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray):
+    def _tensors(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                 soft: Soft | None) -> tuple[torch.Tensor | None, ...]:
         """Batch-last NumPy arrays (L, B) to batch-first tensors on the device."""
         dtype = self.model.output.weight.dtype
-        return (torch.from_numpy(x.T.astype(np.int64)).to(self.device),
-                torch.from_numpy(target.T.astype(np.int64)).to(self.device),
-                torch.from_numpy(np.ascontiguousarray(weight.T)).to(self.device, dtype))
 
-    def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float) -> float:
+        def ids(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a.T.astype(np.int64)).to(self.device)
+
+        def reals(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a.T)).to(self.device, dtype)
+
+        return (ids(x), ids(target), reals(weight),
+                None if soft is None else ids(soft.upper),
+                None if soft is None else reals(soft.frac))
+
+    def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float,
+             soft: Soft | None = None) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss = self.mlm.loss(*self._tensors(x, target, weight))
+        loss = self.mlm.loss(*self._tensors(x, target, weight, soft))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.item()
 
     @torch.no_grad()
-    def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
+    def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray,
+                 soft: Soft | None = None) -> float:
         self.model.eval()
-        return self.mlm.loss(*self._tensors(x, target, weight)).item()
+        return self.mlm.loss(*self._tensors(x, target, weight, soft)).item()
 
     def snapshot(self) -> None:
         self.best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
