@@ -3,9 +3,10 @@
 Each column becomes a :class:`Column` (its categories; a numeric column's values or quantile
 bins, in order); each cell a category code ``0..K-1`` (``-1``: missing or unknown); each
 code a word of the vocabulary. :func:`interpolate` reads a numeric cell between the words of
-its two neighbouring bins (the estimator's ``numeric="interpolate"``). ``"shared"`` gives equal categories of different columns one word (the
-paper's setting); ``"per_column"`` makes each (column, category) its own word; ``"auto"``
-shares when one column's categories contain every other column's. Arrays are kept in the
+its two neighbouring bins (the estimator's ``numeric="interpolate"``). ``"shared"`` gives
+equal categories of different columns one word (the paper's setting); ``"per_column"`` makes
+each (column, category) its own word; ``"auto"`` shares when one column's categories
+contain every other column's. Arrays are kept in the
 smallest integer dtype that holds them (codes int8/int16/int32, word ids uint8/uint16/int32).
 
 >>> import pandas as pd
