@@ -169,8 +169,9 @@ def main() -> None:
     parser.add_argument("--copies-epochs", type=int, default=200,
                         help="epochs of the PyTorch copies fit (scaled to 200)")
     parser.add_argument("--accuracy", action="store_true", help="run the 20-seed accuracy")
-    parser.add_argument("--variants", action="store_true",
-                        help="with --accuracy: also each one-setting variant of the default")
+    parser.add_argument("--variants", nargs="*", metavar="NAME",
+                        help="with --accuracy: which of VARIANTS to fit (default: default and "
+                             "paper; given with no names: all of them)")
     parser.add_argument("--seeds", default="0:20",
                         help="with --accuracy: START:STOP in the paper's seed stream")
     parser.add_argument("--config", default="5_0.9_0",
@@ -182,8 +183,13 @@ def main() -> None:
             timing(args.repeats, args.copies_epochs)
         if args.accuracy:
             start, stop = (int(v) for v in args.seeds.split(":"))
-            accuracy(list(VARIANTS) if args.variants else ["default", "paper"], args.config,
-                     start, stop)
+            names = (["default", "paper"] if args.variants is None
+                     else args.variants or list(VARIANTS))
+            unknown = sorted(set(names) - set(VARIANTS))
+            if unknown or "default" not in names:
+                parser.error(f"--variants: {unknown or names} (known: {', '.join(VARIANTS)}; "
+                             "'default' is needed for the paired differences)")
+            accuracy(names, args.config, start, stop)
 
 
 if __name__ == "__main__":
