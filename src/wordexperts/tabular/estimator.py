@@ -38,10 +38,11 @@ __all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "WordExpertsClassifie
 
 #: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
 #: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
-#: vocabulary, no step budget, no early stopping). ``"fast"``: rows, all masked positions of
-#: a row from one pass, no dropout, a larger learning rate decayed linearly, at most 120
-#: epochs and 2000 steps; measured faster and at least as accurate out of distribution
-#: (docs/tabular-estimator.md).
+#: vocabulary, no step budget, no early stopping, numeric values as their bins' words).
+#: ``"fast"``: rows, all masked positions of a row from one pass, dropout by rows per
+#: category, a larger learning rate decayed linearly, at most 120 epochs and 2000 steps,
+#: numeric values between two bins' words; measured faster and at least as accurate out of
+#: distribution (docs/tabular-estimator.md, docs/real-shift.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "batch_size": 128,
              "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto", "vocabulary": "auto",
@@ -75,10 +76,11 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     preset : {"fast", "paper"}
         Recipe (:data:`PRESETS`) for the settings left at ``None``. ``"paper"``: the paper's
         (each row's L masked copies, batches of 128 copies, Adam 1e-3, 200 epochs, dropout
-        0.1, one vocabulary). ``"fast"`` (default): batches of 128 rows, each predicting all
-        its columns from one pass, no dropout, Adam 7e-3 with a short warm-up then decayed
-        linearly to 0 over at most 120 epochs and 2000 steps: measured faster and at least
-        as accurate out of distribution.
+        0.1, one vocabulary, numeric values as their bins' words). ``"fast"`` (default):
+        batches of 128 rows, each predicting all its columns from one pass, Adam 7e-3 with a
+        short warm-up then decayed linearly to 0 over at most 120 epochs and 2000 steps,
+        ``dropout="auto"``, numeric values between two bins' words: measured faster and at
+        least as accurate out of distribution.
     objective : {"mlm", "target"}
         ``"mlm"``: predict every column from the others (the paper's); ``"target"``: the
         target column only, for comparison.
@@ -88,15 +90,23 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     vocabulary : {"auto", "shared", "per_column"} or None
         Whether equal categories of different columns share a word (see
         :mod:`~wordexperts.tabular.encoding`).
-    numeric : {"bin", "error"}
-        What to do with a numeric column with more than ``n_bins`` distinct values.
+    numeric : {"interpolate", "bin", "error"} or None
+        How a numeric column's values become inputs. Its bins: ``n_bins`` training quantiles,
+        or each value its own bin when it has at most ``n_bins`` distinct values (an unseen
+        value reads as the nearest bin). ``"interpolate"``: a value is read between the words
+        of its two neighbouring bins, by its place between their medians
+        (:func:`~wordexperts.tabular.encoding.interpolate`); ``"bin"``: as its bin's word;
+        ``"error"``: as ``"bin"``, but a column with more than ``n_bins`` distinct values is
+        an error. ``None``: the preset's (fast: interpolate; paper: bin).
     n_bins : int
-        Quantile bins for such columns, learned on the training data.
+        Quantile bins of a numeric column, learned on the training data.
     handle_unknown : {"mask", "error"}
         A category not seen in training: read as the mask (missing), with a warning, or raise.
     d_model, n_heads, d_ff : model shape (the paper's: 20, 5, 5).
     dropout : dropout on the attention and feed-forward outputs in training (as the paper's
-        block); ``None``: the preset's.
+        block); ``"auto"``: :data:`AUTO_DROPOUT` on tables with fewer than
+        :data:`AUTO_DROPOUT_ROWS` training rows per category, else 0 (:func:`auto_dropout`);
+        ``None``: the preset's (fast: auto; paper: 0.1).
     epochs, max_steps : training length: at most ``epochs`` passes over the training rows
         (or copies) and at most ``max_steps`` optimizer steps, whichever ends first;
         ``None``: the preset's (fast: 120 and 2000; paper: 200 and no step budget).
