@@ -349,7 +349,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
 
         ``X`` is checked as by :meth:`predict`. Feed the result to ``model_`` (or
         ``to_experts(model_)``) to look inside a prediction. With ``numeric="interpolate"``
-        a numeric cell is read between two words and its id here is the lower one's: use
+        a numeric cell is read between two words and its id here is its nearest bin's: use
         :meth:`input_embeddings` for the model's exact inputs.
         """
         return self._ids(self._check_X(X)).astype(np.int64)

@@ -102,7 +102,8 @@ class Soft:
 
     def take(self, rows: np.ndarray) -> Soft:
         """Those rows of row-major arrays, batch last: (L, len(rows))."""
-        return Soft(self.upper[rows].T, self.frac[rows].T)
+        part = self.rows(rows)
+        return Soft(part.upper.T, part.frac.T)
 
 
 @dataclass
