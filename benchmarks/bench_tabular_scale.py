@@ -1,7 +1,8 @@
 """WordExpertsClassifier at scale: fit CPU time and peak memory beside CatBoost and LightGBM.
 
 Synthetic categorical tables (issue 8): rows 2k/20k/200k/1M, columns 6/20/50/100,
-categories per column 10/100/1,000/10,000, varying one at a time from 20k x 20 x 10. Every
+categories per column 10/100/1,000/10,000, varying one at a time from 20k x 20 x 10, and
+1M x 20 x 100 (the memory target's largest case). Every
 column is a pandas categorical with labels ``0..K-1`` drawn uniformly; the binary target is
 ``sum_j effect_j[x_j] + noise > 0`` over the first 5 columns (random effects). Each method
 fits with its defaults on one thread — ours (``WordExpertsClassifier()``), CatBoost
@@ -38,11 +39,12 @@ import pandas as pd
 
 RESULTS = Path(__file__).parent / "results" / "tabular_scale.jsonl"
 BASE = (20_000, 20, 10)
-#: rows x columns x categories, varied one at a time from BASE; run in this order (the cases
-#: the targets name first, the two beyond every target last)
+#: rows x columns x categories, varied one at a time from BASE, plus 1M x 20 x 100 (the
+#: largest case the memory target names); run in this order (the cases the targets name
+#: first, the two beyond every target last)
 CASES = [BASE, (2_000, 20, 10), (200_000, 20, 10), (1_000_000, 20, 10), (20_000, 20, 100),
-         (20_000, 6, 10), (20_000, 50, 10), (20_000, 20, 1_000), (20_000, 100, 10),
-         (20_000, 20, 10_000)]
+         (20_000, 6, 10), (20_000, 50, 10), (20_000, 20, 1_000), (1_000_000, 20, 100),
+         (20_000, 100, 10), (20_000, 20, 10_000)]
 METHODS = ("ours", "lightgbm", "catboost")
 TEST_ROWS = 5_000
 
@@ -93,7 +95,8 @@ def fit_one(method: str, n: int, d: int, k: int) -> dict:
         history = model.history_
         extra = {"steps": history.step[-1], "epochs": round(history.epoch[-1], 2),
                  "stopped_early": history.stopped_early, "n_restarts": model.n_restarts_,
-                 "vocabulary": model.vocabulary_}
+                 "vocabulary": model.vocabulary_, "objective": model.objective_,
+                 "objective_losses": model.objective_losses_}
     return {"cpu_s": cpu, "wall_s": wall, "peak_rss_mb": peak, "base_rss_mb": base,
             "accuracy": accuracy, **extra}
 
@@ -153,8 +156,8 @@ def load_done() -> dict:
 def report() -> None:
     done = load_done()
     current = {m: settings(m) for m in METHODS}
-    print("| rows x columns x categories | ours CPU | ours peak | ours steps (epochs) | "
-          "CatBoost CPU | CatBoost peak | LightGBM CPU | LightGBM peak | accuracy ours / "
+    print("| rows x columns x categories | ours CPU | ours peak | ours steps (epochs), objective "
+          "kept | CatBoost CPU | CatBoost peak | LightGBM CPU | LightGBM peak | accuracy ours / "
           "CatBoost / LightGBM |")
     print("|---|---|---|---|---|---|---|---|---|")
 
@@ -178,6 +181,7 @@ def report() -> None:
                           for m in ("ours", "catboost", "lightgbm"))
         steps = (f"{ours['steps']} ({ours['epochs']:g})" + (" early" if ours["stopped_early"]
                                                            else "")
+                 + (f", {ours['objective']}" if ours.get("objective_losses") else "")
                  if ours and ours["status"] == "ok" else "")
         print(f"| {n:,} x {d} x {k:,} | {cpu(ours)} | {peak(ours)} | {steps} | {cpu(cat)} | "
               f"{peak(cat)} | {cpu(lgb)} | {peak(lgb)} | {acc(ours)} / {acc(cat)} / "

@@ -123,6 +123,39 @@ def test_estimator_budget_and_early_stopping_settings():
             WordExpertsClassifier(**bad).fit(X, y)
 
 
+def test_auto_objective_keeps_the_objective_with_the_lower_held_out_loss(tmp_path):
+    from wordexperts.tabular.solver import AUTO_OBJECTIVE_ROWS
+
+    rng = np.random.default_rng(0)
+    n = AUTO_OBJECTIVE_ROWS + 500
+    X = pd.DataFrame({f"c{j}": rng.integers(0, 3, n) for j in range(3)})
+    y = np.where((X["c0"] + (rng.random(n) < 0.3)) > 1, "yes", "no")
+    clf = WordExpertsClassifier(max_steps=40, random_state=0).fit(X, y)
+    losses = clf.objective_losses_
+    assert set(losses) == {"mlm", "target"} and losses["mlm"] != losses["target"]
+    assert clf.objective_ == min(losses, key=losses.get)
+    # the kept model is the one scored, on the rows drawn from random_state (not trained on)
+    held = np.sort(np.random.default_rng(0).permutation(n)[:round(0.1 * n)])
+    proba = clf.predict_proba(X.iloc[held])
+    true = pd.Index(clf.classes_).get_indexer(y[held])
+    assert -np.log(proba[np.arange(len(held)), true]).mean() == pytest.approx(
+        losses[clf.objective_], rel=1e-5)
+    again = WordExpertsClassifier(max_steps=40, random_state=0).fit(X, y)
+    assert again.objective_losses_ == losses
+    assert np.array_equal(again.predict_proba(X), clf.predict_proba(X))
+    clf.save(tmp_path / "m")
+    loaded = WordExpertsClassifier.load(tmp_path / "m")
+    assert (loaded.objective_, loaded.objective_losses_) == (clf.objective_, losses)
+    # smaller tables, the explicit objectives and the paper preset fit one objective
+    small = WordExpertsClassifier(max_steps=5, random_state=0).fit(X[:2000], y[:2000])
+    assert (small.objective_, small.objective_losses_) == ("mlm", {})
+    only = WordExpertsClassifier(max_steps=5, objective="target", random_state=0).fit(X, y)
+    assert (only.objective_, only.objective_losses_) == ("target", {})
+    assert WordExpertsClassifier(preset="paper").effective_params()["objective"] == "mlm"
+    with pytest.raises(ValueError, match="objective"):
+        WordExpertsClassifier(objective="both").fit(X[:100], y[:100])
+
+
 def test_the_progress_bar_shows_the_validation_loss(capsys):
     X = copy_table(300)
     fit_model(X[:250], epochs=2, validation=(X[250:], X[250:], np.ones((50, 3))),

@@ -31,25 +31,31 @@ from wordexperts.core.attention import AttentionConfig, Method
 from wordexperts.core.experts import to_experts
 from wordexperts.tabular import encoding, explain, persistence
 from wordexperts.tabular.one_block import Soft
-from wordexperts.tabular.solver import fit_table, input_embeddings, position_log_proba
+from wordexperts.tabular.solver import (
+    fit_table,
+    input_embeddings,
+    objectives_to_try,
+    position_log_proba,
+)
 
 __all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "WordExpertsClassifier",
            "auto_dropout"]
 
 #: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
 #: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
-#: vocabulary, no step budget, no early stopping, numeric values as their bins' words).
-#: ``"fast"``: rows, all masked positions of a row from one pass, dropout by rows per
-#: category, a larger learning rate decayed linearly, at most 120 epochs and 2000 steps,
-#: numeric values between two bins' words; measured faster and at least as accurate out of
+#: vocabulary, no step budget, no early stopping, numeric values as their bins' words, the
+#: MLM objective). ``"fast"``: rows, all masked positions of a row from one pass, dropout by
+#: rows per category, a larger learning rate decayed linearly, at most 120 epochs and 2000
+#: steps, numeric values between two bins' words, the objective chosen on held-out rows for
+#: tables of more than 10,000 rows; measured faster and at least as accurate out of
 #: distribution (docs/tabular-estimator.md, docs/real-shift.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "batch_size": 128,
              "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto", "vocabulary": "auto",
-             "early_stopping": False, "numeric": "interpolate"},
+             "early_stopping": False, "numeric": "interpolate", "objective": "auto"},
     "paper": {"method": "copies", "epochs": 200, "max_steps": None, "batch_size": 128,
               "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1, "vocabulary": "shared",
-              "early_stopping": False, "numeric": "bin"},
+              "early_stopping": False, "numeric": "bin", "objective": "mlm"},
 }
 #: ``dropout="auto"`` (the fast preset's): this dropout on tables with fewer than
 #: ``AUTO_DROPOUT_ROWS`` training rows per category, none on larger ones. Chosen on the
@@ -60,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 AUTO_DROPOUT = 0.1
 AUTO_DROPOUT_ROWS = 20
 _PRESET_PARAMS = ("method", "epochs", "max_steps", "batch_size", "lr", "lr_schedule",
-                  "dropout", "vocabulary", "early_stopping", "numeric")
+                  "dropout", "vocabulary", "early_stopping", "numeric", "objective")
 
 
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
@@ -79,11 +85,16 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         0.1, one vocabulary, numeric values as their bins' words). ``"fast"`` (default):
         batches of 128 rows, each predicting all its columns from one pass, Adam 7e-3 with a
         short warm-up then decayed linearly to 0 over at most 120 epochs and 2000 steps,
-        ``dropout="auto"``, numeric values between two bins' words: measured faster and at
-        least as accurate out of distribution.
-    objective : {"mlm", "target"}
+        ``dropout="auto"``, numeric values between two bins' words, ``objective="auto"``:
+        measured faster and at least as accurate out of distribution.
+    objective : {"auto", "mlm", "target"} or None
         ``"mlm"``: predict every column from the others (the paper's); ``"target"``: the
-        target column only, for comparison.
+        target column only. ``"auto"``: the MLM on tables of at most
+        :data:`~wordexperts.tabular.solver.AUTO_OBJECTIVE_ROWS` rows; on larger tables both,
+        fitted on the same rows, keeping the one with the lower log loss of the target on a
+        held-out ``validation_fraction`` of the rows (at most 5,000; they do not train the
+        kept model): ``objective_`` says which. ``None``: the preset's (fast: auto; paper:
+        mlm).
     method : {"single_pass", "copies"} or None
         How a batch is built: rows (each predicting all its columns) or masked copies
         (each predicting one cell). Same objective; ``None``: the preset's.
@@ -144,7 +155,9 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     :class:`~wordexperts.core.loop.History` (training and validation loss per check).
     ``n_restarts_`` : fits restarted from a new initialization because the target's gates had
     collapsed onto its own masked slot in every head (the target then ignores every feature);
-    at most 2, the last fit is kept.
+    at most 2, the last fit is kept. ``objective_`` : the objective of the fitted model
+    ("mlm" or "target"). ``objective_losses_`` : with ``objective="auto"`` on a large table,
+    the target's held-out log loss of each objective tried (else empty).
 
     >>> from wordexperts.datasets import make_shift_simulation
     >>> train, test = make_shift_simulation(n=300, seed=0)
@@ -157,7 +170,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         self,
         *,
         preset: Literal["fast", "paper"] = "fast",
-        objective: Literal["mlm", "target"] = "mlm",
+        objective: Literal["auto", "mlm", "target"] | None = None,
         method: Method | None = None,
         vocabulary: Literal["auto", "shared", "per_column"] | None = None,
         numeric: Literal["interpolate", "bin", "error"] | None = None,
@@ -227,7 +240,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     def _settings(self) -> dict[str, Any]:
         """:meth:`effective_params`, checked."""
         s = self.effective_params()
-        choices = {"objective": ("mlm", "target"), "method": ("single_pass", "copies"),
+        choices = {"objective": ("auto", "mlm", "target"), "method": ("single_pass", "copies"),
                    "vocabulary": ("auto", "shared", "per_column"),
                    "numeric": ("interpolate", "bin", "error"),
                    "handle_unknown": ("mask", "error"), "lr_schedule": ("constant", "linear"),
@@ -298,14 +311,15 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
             ln_eps=1e-6,
         )  # ln_eps: the paper's Keras LayerNormalization
         ids = encoding.word_ids(codes, self.words_, config.mask_id)
-        weight = codes >= 0
-        if s["objective"] == "target":
-            weight[:, :-1] = False
+        weight = codes >= 0                             # observed cells
         np.maximum(codes, 0, out=codes)                 # class index of each cell
         ids, soft = self._soft(X, ids, s["numeric"])
-        self.model_, self.history_, self.n_restarts_ = fit_table(
+        fit = fit_table(
             ids, codes, weight, words=self.words_, config=config, settings=s,
-            rng=_generator(self.random_state), progress=self.verbose, soft=soft)
+            rng=_generator(self.random_state), progress=self.verbose, soft=soft,
+            objectives=objectives_to_try(s["objective"], len(y)))
+        self.model_, self.history_, self.n_restarts_ = fit.model, fit.history, fit.n_restarts
+        self.objective_, self.objective_losses_ = fit.objective, fit.validation_loss
         return self
 
     # ----------------------------------------------------------------- predict

@@ -57,6 +57,8 @@ def save(clf: Any, path: str | Path) -> None:
                              if hasattr(clf, "feature_names_in_") else None),
         "history": clf.history_.to_dict(),
         "n_restarts": clf.n_restarts_,
+        "objective": clf.objective_,
+        "objective_losses": clf.objective_losses_,
     }
     save_file(tensors, str(path / WEIGHTS))
     (path / META).write_text(json.dumps(meta, indent=1))
@@ -166,6 +168,9 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
         clf.feature_names_in_ = np.array(names, dtype=object)
     clf.history_ = History.from_dict(meta["history"])
     clf.n_restarts_ = meta["n_restarts"]
+    # files written before objective="auto" fitted the objective their params name
+    clf.objective_ = meta.get("objective", meta["params"].get("objective") or "mlm")
+    clf.objective_losses_ = {str(k): float(v) for k, v in meta.get("objective_losses", {}).items()}
     return clf
 
 
