@@ -123,7 +123,7 @@ def test_estimator_budget_and_early_stopping_settings():
             WordExpertsClassifier(**bad).fit(X, y)
 
 
-def test_auto_objective_keeps_the_objective_with_the_lower_held_out_loss(tmp_path):
+def test_auto_objective_keeps_the_objective_with_the_lower_held_out_loss(tmp_path, capsys):
     from wordexperts.tabular.solver import AUTO_OBJECTIVE_ROWS
 
     rng = np.random.default_rng(0)
@@ -140,8 +140,10 @@ def test_auto_objective_keeps_the_objective_with_the_lower_held_out_loss(tmp_pat
     true = pd.Index(clf.classes_).get_indexer(y[held])
     assert -np.log(proba[np.arange(len(held)), true]).mean() == pytest.approx(
         losses[clf.objective_], rel=1e-5)
-    again = WordExpertsClassifier(max_steps=40, random_state=0).fit(X, y)
+    again = WordExpertsClassifier(max_steps=40, random_state=0, verbose=True).fit(X, y)
     assert again.objective_losses_ == losses
+    bars = capsys.readouterr().err            # one labelled progress bar per objective
+    assert "fit (single_pass, mlm)" in bars and "fit (single_pass, target)" in bars
     assert np.array_equal(again.predict_proba(X), clf.predict_proba(X))
     clf.save(tmp_path / "m")
     loaded = WordExpertsClassifier.load(tmp_path / "m")
@@ -166,12 +168,15 @@ def test_the_progress_bar_shows_the_validation_loss(capsys):
 # ---------------------------------------------------------------- the PyTorch backend
 
 
+@pytest.mark.parametrize("weighted", ["all", "target", "two"])
 @pytest.mark.parametrize("soft", [False, True])
 @pytest.mark.parametrize("block", ["plain", "bert"])
-def test_torch_backend_equals_the_numpy_trainer(block, soft):
+def test_torch_backend_equals_the_numpy_trainer(block, soft, weighted):
     """Loss and gradient of the same weights, float64, ragged and shared classes, masked
     cells, weighted cells, cells between two words (``soft``: PyTorch's autograd through
-    ``BidirectionalAttention.embed``), without dropout (the draws differ between backends)."""
+    ``BidirectionalAttention.embed``), without dropout (the draws differ between backends).
+    ``weighted``: every position, the last only (the target-only objective) or positions 0
+    and 2: the NumPy objective then computes only those queries."""
     torch.manual_seed(0)
     model = BidirectionalAttention(AttentionConfig(vocab_size=9, seq_len=4, block=block)
                                    ).double()
@@ -182,6 +187,8 @@ def test_torch_backend_equals_the_numpy_trainer(block, soft):
     x = np.stack([classes.words[classes.offsets[i] + target[i]] for i in range(4)])
     x[2, :5] = model.config.mask_id
     weight = (x != model.config.mask_id) * rng.uniform(0.5, 2, x.shape)
+    if weighted != "all":
+        weight[[0, 1, 2] if weighted == "target" else [1, 3]] = 0
     cells, upper, frac = None, None, None
     if soft:    # half the cells of positions 1 and 3 between their word and another
         upper = x.copy()

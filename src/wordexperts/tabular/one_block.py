@@ -13,6 +13,9 @@ missing cell, or for every column but the target) and, per position, the words i
 runs over (a column's own categories: :class:`OutputClasses`). Each position's logits are
 computed for its own words only, by gathering their output rows, so a step costs
 ``B x (sum of the positions' class counts) x d`` for the output layer, not ``B x L x V``.
+Positions that weigh nothing in a batch are not computed at all: with the target-only
+objective a row costs one query over its ``L`` keys, not ``L`` queries (the attention's
+``L^2``), and only the target's softmax.
 Dropout acts where the paper's Keras block has it: on the attention output and on the
 feed-forward output, before each residual sum.
 
@@ -111,17 +114,18 @@ class BlockCache:
     """What :meth:`OneBlockMLM.forward` keeps for :meth:`OneBlockMLM.backward` (batch last)."""
 
     x: np.ndarray          # (L, B) word ids
+    queries: np.ndarray    # the Q positions computed (all L, or the weighted ones)
     soft: Soft | None      # cells between two words
     txf: np.ndarray        # embeddings e_j, (d, N)
     m: np.ndarray          # mask embeddings m_i, (L, d)
-    qm: np.ndarray         # masked queries, (H, dh, L)
+    qm: np.ndarray         # masked queries of the Q positions, (H, dh, Q)
     km: np.ndarray
     vm: np.ndarray
     kx: np.ndarray         # keys (H, dh, N)
     vx: np.ndarray         # values (H, dh, L, B)
-    a: np.ndarray          # gates pi_ij, (H, Li, Lj, B)
-    ctxf: np.ndarray       # mixtures, (d, N)
-    keep: np.ndarray | None = None   # dropout masks (2, d, N), scaled
+    a: np.ndarray          # gates pi_ij, (H, Q, Lj, B)
+    ctxf: np.ndarray       # mixtures, (d, Q B)
+    keep: np.ndarray | None = None   # dropout masks (2, d, Q B), scaled
     xh1: np.ndarray | None = None
     rstd1: np.ndarray | None = None
     y1: np.ndarray | None = None
@@ -210,17 +214,23 @@ class OneBlockMLM:
         ``x``: word ids (L, B), the mask id allowed (a missing cell); ``target``: class index
         of each cell into its position's classes; ``weight``: (L, B), need not be
         normalized. ``rng``: dropout draws (``None``: no dropout, as in evaluation).
-        ``soft``: cells read between two words (:class:`Soft`, batch last).
+        ``soft``: cells read between two words (:class:`Soft`, batch last). Only the
+        positions with a nonzero weight in the batch are computed (with the target-only
+        objective, one query instead of ``L``): the same loss and gradient.
         """
-        h, cache = self.forward(theta, x, rng, soft)
-        loss, dh = self.head(theta, h, target, weight, grad)
+        weighted = np.flatnonzero(weight.any(axis=1))
+        queries = None if len(weighted) == weight.shape[0] else weighted
+        h, cache = self.forward(theta, x, rng, soft, queries=queries)
+        loss, dh = self.head(theta, h, target, weight, grad, queries=queries)
         if grad is not None:
             self.backward(theta, cache, dh, grad)
         return loss
 
     def forward(self, theta: np.ndarray, x: np.ndarray, rng: np.random.Generator | None = None,
-                soft: Soft | None = None) -> tuple[np.ndarray, BlockCache]:
-        """The block's output at every position ``i`` with ``x_i`` masked: ``h`` (d, L, B).
+                soft: Soft | None = None, queries: np.ndarray | None = None
+                ) -> tuple[np.ndarray, BlockCache]:
+        """The block's output at every position ``i`` with ``x_i`` masked: ``h`` (d, L, B);
+        with ``queries`` (sorted positions, Q of them) at those only: (d, Q, B).
 
         One pass (paper.md section 3): the query at ``i`` is the mask's, and so are the key
         and value at ``j = i``. ``rng``: dropout draws (``None``: none).
@@ -232,7 +242,9 @@ class OneBlockMLM:
         scale = 1.0 / math.sqrt(dh)
         B = x.shape[1]
         N = L * B
-        diag = np.arange(L)
+        Q = np.arange(L) if queries is None else np.asarray(queries)
+        q = len(Q)
+        diag = np.arange(q)                         # (row of query i, its own key column Q[i])
         p = self.named(theta)
         E, P = p["word_embeddings.weight"], p["position_embeddings"]
         Win = p["layers.0.self_attn.in_proj_weight"]
@@ -248,33 +260,34 @@ class OneBlockMLM:
         txf = tx.reshape(d, N)
         m = E[cfg.mask_id] + P                                          # m_i: (L, d)
         qkv_m = Win @ m.T + bin_[:, None]                               # (3d, L)
-        qm, km, vm = (qkv_m[k * d:(k + 1) * d].reshape(H, dh, L) for k in range(3))
+        qm, km, vm = (qkv_m[k * d:(k + 1) * d].reshape(H, dh, L)[..., Q] for k in range(3))
         kv = Win[d:] @ txf + bin_[d:, None]                             # (2d, N)
         kx = kv[:d].reshape(H, dh, N)
         vx = kv[d:].reshape(H, dh, L, B)
+        vq = vx if q == L else vx[:, :, Q]                              # v at the queries' j = i
         # gate scores of query i (always the mask's) on key j; key j = i is the mask's
-        s = ((qm.transpose(0, 2, 1) * scale) @ kx).reshape(H, L, L, B)  # (H, Li, Lj, B)
-        s[:, diag, diag, :] = ((qm * km).sum(1) * scale)[:, :, None]
+        s = ((qm.transpose(0, 2, 1) * scale) @ kx).reshape(H, q, L, B)  # (H, Qi, Lj, B)
+        s[:, diag, Q, :] = ((qm * km).sum(1) * scale)[:, :, None]
         s -= s.max(2, keepdims=True)
         a = np.exp(s, out=s)
         a /= a.sum(2, keepdims=True)                                    # pi_ij
         # mixture sum_j pi_ij v_j, with v_i swapped for the mask's value at j = i
         ctx = np.einsum("hijb,hkjb->hkib", a, vx)
-        ctx += a[:, diag, diag, :][:, None] * (vm[..., None] - vx)      # (H, dh, L, B)
-        ctxf = ctx.reshape(d, N)
-        z = Wo @ ctxf + bo[:, None]                                     # (d, N)
-        cache = BlockCache(x=x, soft=soft, txf=txf, m=m, qm=qm, km=km, vm=vm, kx=kx, vx=vx, a=a,
-                           ctxf=ctxf)
+        ctx += a[:, diag, Q, :][:, None] * (vm[..., None] - vq)         # (H, dh, Q, B)
+        ctxf = ctx.reshape(d, q * B)
+        z = Wo @ ctxf + bo[:, None]                                     # (d, Q B)
+        cache = BlockCache(x=x, queries=Q, soft=soft, txf=txf, m=m, qm=qm, km=km, vm=vm, kx=kx,
+                           vx=vx, a=a, ctxf=ctxf)
         if cfg.block != "bert":
-            return z.reshape(d, L, B), cache
+            return z.reshape(d, q, B), cache
         W1, b1 = p["layers.0.linear1.weight"], p["layers.0.linear1.bias"]
         W2, b2 = p["layers.0.linear2.weight"], p["layers.0.linear2.bias"]
         g1, be1 = p["layers.0.norm1.weight"], p["layers.0.norm1.bias"]
         g2, be2 = p["layers.0.norm2.weight"], p["layers.0.norm2.bias"]
         if drop:
-            cache.keep = (rng.random((2, d, N), dtype=dt) >= drop) * dt.type(1 / (1 - drop))
+            cache.keep = (rng.random((2, d, q * B), dtype=dt) >= drop) * dt.type(1 / (1 - drop))
             z *= cache.keep[0]
-        r1 = (z.reshape(d, L, B) + m.T[:, :, None]).reshape(d, N)       # residual: m_i
+        r1 = (z.reshape(d, q, B) + m[Q].T[:, :, None]).reshape(d, q * B)  # residual: m_i
         cache.xh1, cache.rstd1 = _normalize(r1, cfg.ln_eps)
         cache.y1 = g1[:, None] * cache.xh1 + be1[:, None]
         f1 = W1 @ cache.y1 + b1[:, None]
@@ -286,15 +299,17 @@ class OneBlockMLM:
             f2 *= cache.keep[1]
         cache.xh2, cache.rstd2 = _normalize(cache.y1 + f2, cfg.ln_eps)
         h = g2[:, None] * cache.xh2 + be2[:, None]
-        return h.reshape(d, L, B), cache
+        return h.reshape(d, q, B), cache
 
     def head(self, theta: np.ndarray, h: np.ndarray, target: np.ndarray, weight: np.ndarray,
-             grad: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
+             grad: np.ndarray | None = None, queries: np.ndarray | None = None
+             ) -> tuple[float, np.ndarray | None]:
         """Each position's softmax over its own words: the weighted mean loss; with ``grad``,
         also the output layer's gradient (into ``grad``) and the gradient at ``h`` (returned).
 
-        ``h``: (d, L, B). The logits of a group of positions with ``K`` classes are computed
-        for at most :data:`CHUNK` (positions x ``K`` x rows) at once.
+        ``h``: (d, L, B), or (d, Q, B) at the positions ``queries`` (the others weigh 0 and
+        are skipped). The logits of a group of positions with ``K`` classes are computed for
+        at most :data:`CHUNK` (positions x ``K`` x rows) at once.
         """
         dt = self.dtype
         d, _, B = h.shape
@@ -303,21 +318,28 @@ class OneBlockMLM:
         W, c = p["output.weight"], p["output.bias"]
         w = (weight / weight.sum()).astype(dt)
         loss = 0.0
+        L = len(out.sizes)
+        column = np.full(L, -1)                         # each position's column of h
+        column[np.arange(L) if queries is None else queries] = np.arange(h.shape[1])
         if grad is not None:
             dh = np.empty_like(h)
-            dW = np.empty((len(out.words), d), dt)      # flat: one row per (position, class)
-            dc = np.empty(len(out.words), dt)
+            empty = np.zeros if queries is not None else np.empty   # skipped rows stay 0
+            dW = empty((len(out.words), d), dt)         # flat: one row per (position, class)
+            dc = empty(len(out.words), dt)
         bi = np.arange(B)
         for positions, flat in out.groups:
+            kept = column[positions] >= 0
+            positions, flat = positions[kept], flat[kept]
             K = flat.shape[1]
             width = max(1, CHUNK // (K * B))
             for start in range(0, len(positions), width):
                 pos, idx = positions[start:start + width], flat[start:start + width]
-                if len(pos) == h.shape[1]:      # every position: a view, not a gather
-                    pos = slice(None)
+                at = column[pos]
+                if len(pos) == L:               # every position: a view, not a gather
+                    pos = at = slice(None)
                 words = out.words[idx]                                   # (g, K)
                 b_out = W[words]                                         # (g, K, d)
-                hl = h[:, pos].transpose(1, 0, 2)                        # (g, d, B)
+                hl = h[:, at].transpose(1, 0, 2)                         # (g, d, B)
                 logits = b_out @ hl
                 logits += c[words][:, :, None]
                 logits -= logits.max(1, keepdims=True)
@@ -333,7 +355,7 @@ class OneBlockMLM:
                 prob[gi, tg, bi] -= wg                                   # d loss / d logits
                 dW[idx] = prob @ hl.transpose(0, 2, 1)
                 dc[idx] = prob.sum(2)
-                dh[:, pos] = (b_out.transpose(0, 2, 1) @ prob).transpose(1, 0, 2)
+                dh[:, at] = (b_out.transpose(0, 2, 1) @ prob).transpose(1, 0, 2)
         if grad is None:
             return loss, None
         g = self.named(grad)
@@ -346,7 +368,7 @@ class OneBlockMLM:
 
     def backward(self, theta: np.ndarray, cache: BlockCache, dh: np.ndarray,
                  grad: np.ndarray) -> None:
-        """The block's and the embeddings' gradient from ``dh`` (d, L, B) into ``grad``."""
+        """The block's and the embeddings' gradient from ``dh`` (d, Q, B) into ``grad``."""
         cfg = self.config
         dt = self.dtype
         L, d, H = cfg.seq_len, cfg.d_model, cfg.n_heads
@@ -354,12 +376,14 @@ class OneBlockMLM:
         scale = 1.0 / math.sqrt(dhd)
         B = dh.shape[2]
         N = L * B
-        diag = np.arange(L)
+        Q = cache.queries
+        q = len(Q)
+        diag = np.arange(q)
         p, g = self.named(theta), self.named(grad)
         Win = p["layers.0.self_attn.in_proj_weight"]
         Wo = p["layers.0.self_attn.out_proj.weight"]
         keep = cache.keep
-        dh_ = dh.reshape(d, N)
+        dh_ = dh.reshape(d, q * B)
         if cfg.block == "bert":
             W1, W2 = p["layers.0.linear1.weight"], p["layers.0.linear2.weight"]
             g1, g2 = p["layers.0.norm1.weight"], p["layers.0.norm2.weight"]
@@ -377,7 +401,8 @@ class OneBlockMLM:
             g["layers.0.norm1.weight"][:] = (dy1 * cache.xh1).sum(1)
             g["layers.0.norm1.bias"][:] = dy1.sum(1)
             dr1 = _normalize_backward(dy1 * g1[:, None], cache.xh1, cache.rstd1)
-            dm = dr1.reshape(d, L, B).sum(2)                            # (d, L)
+            dm = np.zeros((d, L), dt)
+            dm[:, Q] = dr1.reshape(d, q, B).sum(2)                      # (d, L)
             dz = dr1 * keep[0] if keep is not None else dr1
         else:
             dm = np.zeros((d, L), dt)
@@ -385,23 +410,27 @@ class OneBlockMLM:
         a, vx, qm, km, vm = cache.a, cache.vx, cache.qm, cache.km, cache.vm
         g["layers.0.self_attn.out_proj.weight"][:] = dz @ cache.ctxf.T
         g["layers.0.self_attn.out_proj.bias"][:] = dz.sum(1)
-        dctx = (Wo.T @ dz).reshape(H, dhd, L, B)
-        da = np.einsum("hkib,hkjb->hijb", dctx, vx)                     # (H, Li, Lj, B)
-        da[:, diag, diag, :] = (dctx * vm[..., None]).sum(1)
+        dctx = (Wo.T @ dz).reshape(H, dhd, q, B)
+        da = np.einsum("hkib,hkjb->hijb", dctx, vx)                     # (H, Qi, Lj, B)
+        da[:, diag, Q, :] = (dctx * vm[..., None]).sum(1)
         dkv = np.empty((2 * d, N), dt)
         dvx = dkv[d:].reshape(H, dhd, L, B)
         np.einsum("hijb,hkib->hkjb", a, dctx, out=dvx)
-        a_dctx = a[:, diag, diag, :][:, None] * dctx
-        dvx -= a_dctx
+        a_dctx = a[:, diag, Q, :][:, None] * dctx                       # (H, dh, Q, B)
+        if q == L:
+            dvx -= a_dctx
+        else:
+            dvx[:, :, Q] -= a_dctx
         ds = a * (da - (a * da).sum(2, keepdims=True))                  # softmax backward
-        ds_self = ds[:, diag, diag, :].sum(2) * scale                   # (H, L)
-        ds[:, diag, diag, :] = 0
-        ds = ds.reshape(H, L, N)
+        ds_self = ds[:, diag, Q, :].sum(2) * scale                      # (H, Q)
+        ds[:, diag, Q, :] = 0
+        ds = ds.reshape(H, q, N)
         dkv[:d] = ((qm * scale) @ ds).reshape(d, N)
         dqm = (ds @ cache.kx.transpose(0, 2, 1)).transpose(0, 2, 1) * scale + ds_self[:, None] * km
         dkm = ds_self[:, None] * qm
-        dqkv_m = np.concatenate([dqm.reshape(d, L), dkm.reshape(d, L),
-                                 a_dctx.sum(3).reshape(d, L)])         # (3d, L)
+        dqkv_m = np.zeros((3 * d, L), dt)                               # (3d, L): 0 off Q
+        dqkv_m[:, Q] = np.concatenate([dqm.reshape(d, q), dkm.reshape(d, q),
+                                       a_dctx.sum(3).reshape(d, q)])
         g_win = g["layers.0.self_attn.in_proj_weight"]
         g_bin = g["layers.0.self_attn.in_proj_bias"]
         g_win[:] = dqkv_m @ cache.m
@@ -520,6 +549,7 @@ def fit_one_block(
     rng: np.random.Generator | None = None,
     device: str | None = None,
     progress: bool = False,
+    desc: str | None = None,
     soft: Soft | None = None,
 ) -> History:
     """Fit a one-block ``model`` with Adam on the weighted MLM objective; its :class:`History`.
@@ -540,7 +570,8 @@ def fit_one_block(
     ``patience``, training stops after that many checks without a lower validation loss
     and the model gets the weights of the best check (early stopping).
 
-    ``rng`` draws the shuffling and dropout. ``device=None`` trains with the NumPy trainer
+    ``desc`` labels the progress bar (default ``"fit (method)"``). ``rng`` draws the
+    shuffling and dropout. ``device=None`` trains with the NumPy trainer
     (:class:`OneBlockMLM`, one BLAS thread); a torch device (``"cpu"``, ``"cuda"``) trains
     the same objective with PyTorch autograd on that device
     (:mod:`wordexperts.tabular.torch_backend`). Leaves the model in eval mode (on the CPU).
@@ -628,7 +659,7 @@ def fit_one_block(
             schedule=linear_warmup_decay(WARMUP) if lr_schedule == "linear" else None,
             validate=validate, eval_every=eval_every, patience=patience,
             on_best=trainer.snapshot if patience is not None else None,
-            progress=progress, desc=f"fit ({method})",
+            progress=progress, desc=desc or f"fit ({method})",
         )
         if patience is not None and history.best_step is not None:
             trainer.restore()

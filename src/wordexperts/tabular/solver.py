@@ -103,7 +103,8 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     ``device``). With early stopping, or with more than one objective, a random slice of the
     rows (:func:`validation_rows`) is held out and scored on the target's log loss: early
     stopping keeps the weights of the best check; of several objectives (each fitted on the
-    same rows, one after the other) the fit with the lowest final score is kept.
+    same rows, one after the other, the target-only one always with early stopping) the fit
+    with the lowest final score is kept.
     """
     s = settings
     if not objectives or any(o not in ("mlm", "target") for o in objectives):
@@ -130,9 +131,16 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         if objective == "target":
             w = np.zeros_like(weight)
             w[:, -1] = weight[:, -1]
+        # Choosing between objectives, the target-only fit keeps its best check on the
+        # held-out rows: its target loss falls from the first steps, while the MLM's sits at
+        # chance while it learns the features (where early stopping would stop it), and
+        # left to run, the target-only fit can end overconfident on many-category tables.
         fit = _fit_restarting(ids, target, w, classes=classes, config=config, settings=s,
                               rng=rng, progress=progress, soft=soft, validation=validation,
-                              early_stopping=early)
+                              early_stopping=early or (objective == "target"
+                                                       and len(objectives) > 1),
+                              desc=f"fit ({s['method']}, {objective})" if len(objectives) > 1
+                              else None)
         fits.append(TableFit(*fit, objective=objective))
     if len(fits) == 1:
         return fits[0]
@@ -145,7 +153,7 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
 def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
                     classes: OutputClasses, config: AttentionConfig, settings: dict[str, Any],
                     rng: np.random.Generator, progress: bool, soft: Soft | None,
-                    validation: tuple | None, early_stopping: bool
+                    validation: tuple | None, early_stopping: bool, desc: str | None
                     ) -> tuple[BidirectionalAttention, History, int]:
     """One objective's fit, restarted if collapsed: ``(model, history, n_restarts)``."""
     s = settings
@@ -169,7 +177,7 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
             lr=s["lr"], lr_schedule=s["lr_schedule"],
             validation=validation if early_stopping else None,
             patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
-            progress=progress, soft=soft,
+            progress=progress, desc=desc, soft=soft,
         )
         # A target whose gates sit on its own masked slot in every head ignores every
         # feature: a degenerate solution some initializations fall into. Restart.
