@@ -93,8 +93,8 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         :data:`~wordexperts.tabular.solver.AUTO_OBJECTIVE_ROWS` rows; on larger tables both,
         fitted on the same rows (the target-only one with early stopping), keeping the one
         with the lower log loss of the target on a held-out ``validation_fraction`` of the
-        rows (at most 5,000; they do not train the kept model): ``objective_`` says which. ``None``: the preset's (fast: auto; paper:
-        mlm).
+        rows (at most 5,000; they do not train the kept model): ``objective_`` says which.
+        ``None``: the preset's (fast: auto; paper: mlm).
     method : {"single_pass", "copies"} or None
         How a batch is built: rows (each predicting all its columns) or masked copies
         (each predicting one cell). Same objective; ``None``: the preset's.
