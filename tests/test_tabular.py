@@ -505,3 +505,31 @@ def test_auto_dropout_follows_the_rows_per_category():
     assert WordExpertsClassifier(epochs=1, dropout=0.0).fit(*small).model_.config.dropout == 0
     with pytest.raises(ValueError, match="dropout must be 'auto'"):
         WordExpertsClassifier(epochs=1, dropout="high").fit(*small)
+
+
+# ---------------------------------------------------------------- sampled positions
+
+
+@pytest.mark.parametrize("block", ["plain", "bert"])
+def test_sampled_positions_equal_the_full_objective_on_average_over_all_draws(block):
+    """Averaged over every subset a step can draw, the sampled objective's loss and gradient
+    are the full objective's (complete rows, float64, 1e-10); each subset alone is not."""
+    from itertools import combinations
+
+    from wordexperts.tabular.one_block import PositionSample
+
+    model = core_model(block, vocab=10, length=6)
+    x = torch.randint(0, 10, (16, 6), generator=torch.Generator().manual_seed(3)).numpy()
+    objective = OneBlockMLM(model, dtype=np.float64)
+    full_loss, full_grad = fast_gradient(objective, model, x, x, np.ones(x.shape))
+    sample = PositionSample(seq_len=6, max_positions=3, always=[5])
+    losses, grads = [], []
+    for drawn in combinations(sample.others.tolist(), sample.k):
+        weight = sample.apply(np.ones(x.T.shape), np.array(drawn)).T
+        loss, grad = fast_gradient(objective, model, x, x, weight)
+        losses.append(loss)
+        grads.append(grad)
+    assert len(losses) == 10
+    assert abs(np.mean(losses) - full_loss) <= 1e-10
+    assert np.abs(np.mean(grads, 0) - full_grad).max() <= 1e-10
+    assert np.abs(grads[0] - full_grad).max() > 1e-4

@@ -158,6 +158,28 @@ def test_auto_objective_keeps_the_objective_with_the_lower_held_out_loss(tmp_pat
         WordExpertsClassifier(objective="both").fit(X[:100], y[:100])
 
 
+def test_max_positions_samples_only_wide_tables_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    n = 300
+    wide = pd.DataFrame({f"c{j}": rng.integers(0, 3, n) for j in range(12)})
+    y = np.where(wide["c0"] + (rng.random(n) < 0.3) > 1, "yes", "no")
+    narrow = wide.iloc[:, :4]
+    # up to max_positions positions nothing is drawn: the same fit as predicting every one
+    a = WordExpertsClassifier(max_steps=30, random_state=0).fit(narrow, y)
+    b = WordExpertsClassifier(max_steps=30, max_positions=50, random_state=0).fit(narrow, y)
+    assert np.array_equal(a.predict_proba(narrow), b.predict_proba(narrow))
+    # 13 positions, 5 a step: another fit than predicting every position, the same each time
+    fits = [WordExpertsClassifier(max_steps=30, max_positions=5, random_state=0).fit(wide, y)
+            for _ in range(2)]
+    full = WordExpertsClassifier(max_steps=30, max_positions=13, random_state=0).fit(wide, y)
+    assert np.array_equal(fits[0].predict_proba(wide), fits[1].predict_proba(wide))
+    assert not np.array_equal(fits[0].predict_proba(wide), full.predict_proba(wide))
+    assert WordExpertsClassifier().effective_params()["max_positions"] == 32
+    assert WordExpertsClassifier(preset="paper").effective_params()["max_positions"] is None
+    with pytest.raises(ValueError, match="max_positions"):
+        WordExpertsClassifier(max_positions=1).fit(narrow, y)
+
+
 def test_the_progress_bar_shows_the_validation_loss(capsys):
     X = copy_table(300)
     fit_model(X[:250], epochs=2, validation=(X[250:], X[250:], np.ones((50, 3))),

@@ -52,10 +52,12 @@ __all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "WordExpertsClassifie
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "batch_size": 128,
              "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto", "vocabulary": "auto",
-             "early_stopping": False, "numeric": "interpolate", "objective": "auto"},
+             "early_stopping": False, "numeric": "interpolate", "objective": "auto",
+             "max_positions": 32},
     "paper": {"method": "copies", "epochs": 200, "max_steps": None, "batch_size": 128,
               "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1, "vocabulary": "shared",
-              "early_stopping": False, "numeric": "bin", "objective": "mlm"},
+              "early_stopping": False, "numeric": "bin", "objective": "mlm",
+              "max_positions": None},
 }
 #: ``dropout="auto"`` (the fast preset's): this dropout on tables with fewer than
 #: ``AUTO_DROPOUT_ROWS`` training rows per category, none on larger ones. Chosen on the
@@ -66,7 +68,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 AUTO_DROPOUT = 0.1
 AUTO_DROPOUT_ROWS = 20
 _PRESET_PARAMS = ("method", "epochs", "max_steps", "batch_size", "lr", "lr_schedule",
-                  "dropout", "vocabulary", "early_stopping", "numeric", "objective")
+                  "dropout", "vocabulary", "early_stopping", "numeric", "objective",
+                  "max_positions")
 
 
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
@@ -121,6 +124,14 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     epochs, max_steps : training length: at most ``epochs`` passes over the training rows
         (or copies) and at most ``max_steps`` optimizer steps, whichever ends first;
         ``None``: the preset's (fast: 120 and 2000; paper: 200 and no step budget).
+    max_positions : int or None
+        With ``method="single_pass"`` on a table of more columns: each step predicts the
+        target and a random subset of the feature columns, this many positions in all, the
+        drawn columns' weights scaled so that the objective is the same on average
+        (:class:`~wordexperts.tabular.one_block.PositionSample`; the attention costs
+        positions x columns a row instead of columns squared). A number above the columns
+        predicts every column in every step. ``None``: the preset's (fast: 32; paper: every
+        position, as its copies predict one cell each).
     batch_size, lr, lr_schedule : batch (rows or copies), Adam learning rate, and
         ``"constant"`` or ``"linear"`` (a linear warm-up over the first 5% of the planned
         steps, then linear decay to 0); ``None``: the preset's.
@@ -182,6 +193,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         dropout: float | Literal["auto"] | None = None,
         epochs: int | None = None,
         max_steps: int | None = None,
+        max_positions: int | None = None,
         batch_size: int | None = None,
         lr: float | None = None,
         lr_schedule: Literal["constant", "linear"] | None = None,
@@ -205,6 +217,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.epochs = epochs
         self.max_steps = max_steps
+        self.max_positions = max_positions
         self.batch_size = batch_size
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -249,10 +262,10 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
             if not any(s[name] is a or (isinstance(a, str) and s[name] == a) for a in allowed):
                 raise ValueError(f"{name} must be one of {allowed}, got {s[name]!r}")
         for name in ("n_bins", "d_model", "n_heads", "d_ff", "epochs", "max_steps",
-                     "batch_size", "patience"):
-            if name in ("epochs", "max_steps") and s[name] is None:
+                     "max_positions", "batch_size", "patience"):
+            if name in ("epochs", "max_steps", "max_positions") and s[name] is None:
                 continue
-            low = 2 if name == "n_bins" else 1
+            low = 2 if name in ("n_bins", "max_positions") else 1
             if (not isinstance(s[name], numbers.Integral) or isinstance(s[name], bool)
                     or s[name] < low):
                 raise ValueError(f"{name} must be an integer >= {low}, got {s[name]!r}")

@@ -100,8 +100,8 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     prediction targets; ``"target"`` in ``objectives`` keeps only the last position's).
     ``settings``: the estimator's (``method``, ``epochs``, ``max_steps``, ``batch_size``,
     ``lr``, ``lr_schedule``, ``early_stopping``, ``validation_fraction``, ``patience``,
-    ``device``). With early stopping, or with more than one objective, a random slice of the
-    rows (:func:`validation_rows`) is held out and scored on the target's log loss: early
+    ``device``, ``max_positions``). With early stopping, or with more than one objective, a
+    random slice of the rows (:func:`validation_rows`) is held out and scored on the target's log loss: early
     stopping keeps the weights of the best check; of several objectives (each fitted on the
     same rows, one after the other, the target-only one always with early stopping) the fit
     with the lowest final score is kept.
@@ -177,7 +177,8 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
             lr=s["lr"], lr_schedule=s["lr_schedule"],
             validation=validation if early_stopping else None,
             patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
-            progress=progress, desc=desc, soft=soft,
+            progress=progress, desc=desc, soft=soft, max_positions=s["max_positions"],
+            always_predict=(config.seq_len - 1,),                       # the target
         )
         # A target whose gates sit on its own masked slot in every head ignores every
         # feature: a degenerate solution some initializations fall into. Restart.
