@@ -101,10 +101,10 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     ``settings``: the estimator's (``method``, ``epochs``, ``max_steps``, ``batch_size``,
     ``lr``, ``lr_schedule``, ``early_stopping``, ``validation_fraction``, ``patience``,
     ``device``, ``max_positions``). With early stopping, or with more than one objective, a
-    random slice of the rows (:func:`validation_rows`) is held out and scored on the target's log loss: early
-    stopping keeps the weights of the best check; of several objectives (each fitted on the
-    same rows, one after the other, the target-only one always with early stopping) the fit
-    with the lowest final score is kept.
+    random slice of the rows (:func:`validation_rows`) is held out and scored on the target's
+    log loss: early stopping keeps the weights of the best check; of several objectives (each
+    fitted on the same rows, one after the other, the target-only one always with early
+    stopping) the fit with the lowest final score is kept.
     """
     s = settings
     if not objectives or any(o not in ("mlm", "target") for o in objectives):
