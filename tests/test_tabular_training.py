@@ -198,7 +198,7 @@ def test_torch_backend_equals_the_numpy_trainer(block, soft, weighted):
     cells, weighted cells, cells between two words (``soft``: PyTorch's autograd through
     ``BidirectionalAttention.embed``), without dropout (the draws differ between backends).
     ``weighted``: every position, the last only (the target-only objective) or positions 0
-    and 2: the NumPy objective then computes only those queries."""
+    and 2, the NumPy objective computing only those queries."""
     torch.manual_seed(0)
     model = BidirectionalAttention(AttentionConfig(vocab_size=9, seq_len=4, block=block)
                                    ).double()
@@ -223,7 +223,8 @@ def test_torch_backend_equals_the_numpy_trainer(block, soft, weighted):
     objective = OneBlockMLM(model, classes=classes, dtype=np.float64)
     theta = objective.flatten(model)
     grad = np.zeros_like(theta)
-    loss = objective.loss_and_grad(theta, x, target, weight, grad, soft=cells)
+    queries = None if weighted == "all" else np.flatnonzero(weight.any(axis=1))
+    loss = objective.loss_and_grad(theta, x, target, weight, grad, soft=cells, queries=queries)
     torch_loss = TorchOneBlockMLM(model, classes).loss(
         torch.from_numpy(x.T.copy()), torch.from_numpy(target.T.copy()),
         torch.from_numpy(weight.T.copy()), upper, frac)

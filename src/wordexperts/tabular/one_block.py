@@ -13,9 +13,10 @@ missing cell, or for every column but the target) and, per position, the words i
 runs over (a column's own categories: :class:`OutputClasses`). Each position's logits are
 computed for its own words only, by gathering their output rows, so a step costs
 ``B x (sum of the positions' class counts) x d`` for the output layer, not ``B x L x V``.
-Positions that weigh nothing in a batch are not computed at all: with the target-only
-objective a row costs one query over its ``L`` keys, not ``L`` queries (the attention's
-``L^2``), and only the target's softmax.
+Positions that weigh nothing in the whole table, or that a step's position sample leaves
+out (:class:`PositionSample`), are not computed at all: with the target-only objective a row
+costs one query over its ``L`` keys, not ``L`` queries (the attention's ``L^2``), and only
+the target's softmax.
 Dropout acts where the paper's Keras block has it: on the attention output and on the
 feed-forward output, before each residual sum.
 
@@ -133,6 +134,7 @@ class PositionSample:
         always = np.unique(np.asarray(always, dtype=np.intp))
         if len(always) and (always.min() < 0 or always.max() >= seq_len):
             raise ValueError(f"always must be positions in 0..{seq_len - 1}")
+        self.always = always
         self.others = np.setdiff1d(np.arange(seq_len), always)
         self.k = max_positions - len(always)
         if not 1 <= self.k < len(self.others):
@@ -250,19 +252,18 @@ class OneBlockMLM:
 
     def loss_and_grad(self, theta: np.ndarray, x: np.ndarray, target: np.ndarray,
                       weight: np.ndarray, grad: np.ndarray | None = None,
-                      rng: np.random.Generator | None = None, soft: Soft | None = None
-                      ) -> float:
+                      rng: np.random.Generator | None = None, soft: Soft | None = None,
+                      queries: np.ndarray | None = None) -> float:
         """Weighted mean over cells of ``-log p(target_i | x, x_i masked)``; fills ``grad``.
 
         ``x``: word ids (L, B), the mask id allowed (a missing cell); ``target``: class index
         of each cell into its position's classes; ``weight``: (L, B), need not be
         normalized. ``rng``: dropout draws (``None``: no dropout, as in evaluation).
-        ``soft``: cells read between two words (:class:`Soft`, batch last). Only the
-        positions with a nonzero weight in the batch are computed (with the target-only
-        objective, one query instead of ``L``): the same loss and gradient.
+        ``soft``: cells read between two words (:class:`Soft`, batch last). ``queries``
+        (sorted positions): compute only those, the others weighing 0 (with the target-only
+        objective, one query instead of ``L``): the same loss and gradient, rounded
+        differently.
         """
-        weighted = np.flatnonzero(weight.any(axis=1))
-        queries = None if len(weighted) == weight.shape[0] else weighted
         h, cache = self.forward(theta, x, rng, soft, queries=queries)
         loss, dh = self.head(theta, h, target, weight, grad, queries=queries)
         if grad is not None:
@@ -651,23 +652,32 @@ def fit_one_block(
         n_items = len(X) if (weight > 0).any() else 0
     if n_items == 0:
         raise ValueError("no cell to predict: every weight is zero")
+    # positions that weigh nothing in the whole table (the target-only objective: all but
+    # the target) are never computed; a step's position sample leaves out more
+    weighted = np.flatnonzero((weight > 0).any(axis=0))
+    fixed = None if len(weighted) == L else weighted
     sample = None
     if method == "single_pass" and max_positions is not None and L > max_positions:
         sample = PositionSample(seq_len=L, max_positions=max_positions, always=always_predict)
-        if not (weight[:, sample.others] > 0).any():    # e.g. the target-only objective
+        if not np.isin(sample.others, weighted).any():
             sample = None
 
-    def batch(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Soft | None]:
+    def batch(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Soft | None,
+                                          np.ndarray | None]:
         if method == "single_pass":
             w = weight[items].T.astype(np.float32)
+            queries = fixed
             if sample is not None:
-                w = sample.apply(w, sample.draw(rng))
+                drawn = sample.draw(rng)
+                w = sample.apply(w, drawn)
+                queries = np.intersect1d(np.union1d(sample.always, drawn), weighted)
             return (X[items].T, target[items].T, w,
-                    soft.take(items) if soft is not None else None)
+                    soft.take(items) if soft is not None else None, queries)
         rows, cell = np.divmod(cells[items], L)   # one cell per copy: the others weigh 0
         w = np.zeros((L, len(items)), np.float32)
         w[cell, np.arange(len(items))] = 1
-        return X[rows].T, target[rows].T, w, soft.take(rows) if soft is not None else None
+        return (X[rows].T, target[rows].T, w, soft.take(rows) if soft is not None else None,
+                fixed)
 
     if device is None:
         trainer = _NumpyTrainer(model, classes, lr=lr, rng=rng)
@@ -677,11 +687,11 @@ def fit_one_block(
         trainer = TorchTrainer(model, classes, lr=lr, rng=rng, device=device)
 
     def step(items: np.ndarray, lr_scale: float) -> tuple[float, float]:
-        x, t, w, s = batch(items)
+        x, t, w, s, queries = batch(items)
         total = float(w.sum())
         if total == 0:
             return 0.0, 0.0
-        return trainer.step(x, t, w, lr * lr_scale, s), total
+        return trainer.step(x, t, w, lr * lr_scale, s, queries), total
 
     validate = None
     if validation is not None:
@@ -694,6 +704,8 @@ def fit_one_block(
         if not (wv > 0).any():
             raise ValueError("no validation cell to predict: every validation weight is zero")
         rows = _eval_rows(cfg, classes)
+        scored = np.flatnonzero((wv > 0).any(axis=0))
+        queries_v = None if len(scored) == L else scored
 
         def validate() -> float:
             total = count = 0.0
@@ -702,8 +714,8 @@ def fit_one_block(
                 w = wv[part].T.astype(np.float32)
                 if w.sum() > 0:
                     total += trainer.evaluate(Xv[part].T, tv[part].T, w,
-                                              soft_v.take(part) if soft_v is not None else None
-                                              ) * float(w.sum())
+                                              soft_v.take(part) if soft_v is not None else None,
+                                              queries_v) * float(w.sum())
                     count += float(w.sum())
             return total / count
     elif patience is not None:
@@ -765,16 +777,17 @@ class _NumpyTrainer:
         self.best: np.ndarray | None = None
 
     def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float,
-             soft: Soft | None = None) -> float:
+             soft: Soft | None = None, queries: np.ndarray | None = None) -> float:
         loss = self.objective.loss_and_grad(self.theta, x, target, weight, self.grad,
-                                            self.dropout, soft)
+                                            self.dropout, soft, queries)
         self.adam.lr = lr
         self.adam.step(self.grad)
         return loss
 
     def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray,
-                 soft: Soft | None = None) -> float:
-        return self.objective.loss_and_grad(self.theta, x, target, weight, soft=soft)
+                 soft: Soft | None = None, queries: np.ndarray | None = None) -> float:
+        return self.objective.loss_and_grad(self.theta, x, target, weight, soft=soft,
+                                            queries=queries)
 
     def snapshot(self) -> None:
         self.best = self.theta.copy()

@@ -128,7 +128,8 @@ class TorchTrainer:
                 None if soft is None else reals(soft.frac))
 
     def step(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray, lr: float,
-             soft: Soft | None = None) -> float:
+             soft: Soft | None = None, queries: np.ndarray | None = None) -> float:
+        # ``queries`` (the NumPy trainer's saving) is not needed: a position weighing 0 adds 0
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -140,7 +141,7 @@ class TorchTrainer:
 
     @torch.no_grad()
     def evaluate(self, x: np.ndarray, target: np.ndarray, weight: np.ndarray,
-                 soft: Soft | None = None) -> float:
+                 soft: Soft | None = None, queries: np.ndarray | None = None) -> float:
         self.model.eval()
         return self.mlm.loss(*self._tensors(x, target, weight, soft)).item()
 
