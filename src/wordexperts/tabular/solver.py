@@ -43,8 +43,11 @@ CHECKS = 20
 _COLLAPSED = 0.99
 _COLLAPSE_ROWS = 512
 _MAX_RESTARTS = 2
-# rows per chunk when reading predictions
+# rows per chunk when reading predictions: at most this many, and the chunk's gates
+# (rows x heads x L x L) at most _PREDICT_GATES values (64 MB in float32; 4096 rows of a
+# 101-position table would hold 0.8 GB of gates)
 _PREDICT_ROWS = 4096
+_PREDICT_GATES = 1 << 24
 
 
 def validation_rows(n_rows: int, *, early_stopping: bool | str, fraction: float) -> int:
@@ -230,8 +233,10 @@ def position_log_proba(model: BidirectionalAttention, ids: np.ndarray, words: np
     index = torch.from_numpy(np.asarray(words, dtype=np.int64))
     weight, bias = out.weight[index], out.bias[index]
     parts = []
-    for start in range(0, len(ids), _PREDICT_ROWS):
-        part = slice(start, start + _PREDICT_ROWS)
+    cfg = model.config
+    chunk = min(_PREDICT_ROWS, max(64, _PREDICT_GATES // (cfg.n_heads * cfg.seq_len ** 2)))
+    for start in range(0, len(ids), chunk):
+        part = slice(start, start + chunk)
         h = hidden_states(model, ids[part], None if soft is None else soft.rows(part))
         h = h[:, position]
         parts.append(torch.nn.functional.linear(h, weight, bias).log_softmax(-1).numpy())
