@@ -371,6 +371,18 @@ def test_gates_are_the_target_rows_of_the_expert_form(table, fitted):
     assert np.array_equal(gates, expected)
 
 
+def test_gates_of_a_wide_table_come_in_chunks_equal_to_all_at_once():
+    from wordexperts.tabular.solver import prediction_rows
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({f"c{j}": rng.integers(0, 3, 2500) for j in range(40)})
+    y = np.where(X["c0"] > 0, "a", "b")
+    clf = WordExpertsClassifier(max_steps=3, random_state=0).fit(X, y)
+    assert prediction_rows(clf.model_.config) < len(X)              # more than one chunk
+    expected = to_experts(clf.model_).gates(clf.input_embeddings(X))[:, :, -1].numpy()
+    assert np.array_equal(clf.gates(X), expected)
+
+
 def test_unknown_categories_warn_and_read_as_missing_or_raise(table, fitted):
     X, _ = table
     odd = X.iloc[:5].copy()

@@ -36,6 +36,7 @@ from wordexperts.tabular.solver import (
     input_embeddings,
     objectives_to_try,
     position_log_proba,
+    prediction_rows,
 )
 
 __all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "WordExpertsClassifier",
@@ -424,7 +425,10 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         masked target over the positions (paper.md section 2), the last entry being the
         target's own (masked) position. Each row sums to one over the last axis.
         """
-        return to_experts(self.model_).gates(self.input_embeddings(X))[:, :, -1, :].numpy()
+        experts, inputs = to_experts(self.model_), self.input_embeddings(X)
+        chunk = prediction_rows(self.model_.config)     # all the gates at once: n H L L
+        return np.concatenate([experts.gates(inputs[start:start + chunk])[:, :, -1, :].numpy()
+                               for start in range(0, max(len(inputs), 1), chunk)])
 
     # ----------------------------------------------------------------- explain
     def explain(self, X: Any, *, by_head: bool = False) -> pd.DataFrame:

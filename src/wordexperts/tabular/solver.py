@@ -25,7 +25,7 @@ from wordexperts.core.loop import History, planned_steps
 from wordexperts.tabular.one_block import OutputClasses, Soft, fit_one_block, paper_init
 
 __all__ = ["AUTO_EARLY_STOPPING_ROWS", "AUTO_OBJECTIVE_ROWS", "MAX_VALIDATION_ROWS", "TableFit",
-           "fit_table", "objectives_to_try", "position_log_proba"]
+           "fit_table", "objectives_to_try", "position_log_proba", "prediction_rows"]
 
 #: ``early_stopping="auto"`` holds out a validation slice when the table has more rows.
 AUTO_EARLY_STOPPING_ROWS = 10_000
@@ -224,6 +224,18 @@ def hidden_states(model: BidirectionalAttention, ids: np.ndarray, soft: Soft | N
     return h
 
 
+def prediction_rows(config: AttentionConfig) -> int:
+    """Rows per chunk when reading a fitted model: a chunk's gates (rows x heads x L x L)
+    within 64 MB of float32, at most 4,096 rows.
+
+    >>> prediction_rows(AttentionConfig(vocab_size=10, seq_len=6, n_heads=5))
+    4096
+    >>> prediction_rows(AttentionConfig(vocab_size=10, seq_len=101, n_heads=5))
+    328
+    """
+    return min(_PREDICT_ROWS, max(64, _PREDICT_GATES // (config.n_heads * config.seq_len ** 2)))
+
+
 @torch.no_grad()
 def position_log_proba(model: BidirectionalAttention, ids: np.ndarray, words: np.ndarray,
                        position: int, soft: Soft | None = None) -> np.ndarray:
@@ -233,8 +245,7 @@ def position_log_proba(model: BidirectionalAttention, ids: np.ndarray, words: np
     index = torch.from_numpy(np.asarray(words, dtype=np.int64))
     weight, bias = out.weight[index], out.bias[index]
     parts = []
-    cfg = model.config
-    chunk = min(_PREDICT_ROWS, max(64, _PREDICT_GATES // (cfg.n_heads * cfg.seq_len ** 2)))
+    chunk = prediction_rows(model.config)
     for start in range(0, len(ids), chunk):
         part = slice(start, start + chunk)
         h = hidden_states(model, ids[part], None if soft is None else soft.rows(part))
