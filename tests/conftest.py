@@ -1,7 +1,38 @@
-"""Test-wide settings."""
+"""Test-wide settings, and :func:`shared_path`: the paper's reference data beside the repo."""
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
+
+#: ``../shared`` beside the repository: the paper's reference data (present in CI)
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def in_ci() -> bool:
+    """Whether the environment variable ``CI`` is set (to anything but "", 0, false, no)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def shared_path(*parts: str) -> Path:
+    """The path ``../shared/<parts>``. Where it is missing the calling test is skipped with
+    a reason naming the path, or fails when the environment variable ``CI`` is set (CI has
+    ``../shared`` beside the repository, so a missing file there is a broken set-up, not a
+    reason to skip)."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is missing (the paper's reference data, ../shared beside the repo)"
+        if in_ci():
+            pytest.fail(f"{message}; CI={os.environ['CI']!r} requires it", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def shared():
+    """:func:`shared_path` as a fixture: ``shared("reference", "README.md")``."""
+    return shared_path
 
 
 @pytest.fixture(autouse=True)

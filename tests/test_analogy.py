@@ -4,7 +4,6 @@ import argparse
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,6 @@ gensim = pytest.importorskip("gensim")
 from gensim.models import KeyedVectors  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-REFERENCE = Path(__file__).parents[2] / "shared" / "reference" / "README.md"
 TOL = 1e-10
 
 
@@ -462,9 +460,8 @@ def test_minilm_is_reproducible(minilm, questions):
     assert 0.5 < first.accuracy < 1 and 0 < first.mean_cosine < 1
 
 
-@pytest.mark.skipif(not REFERENCE.is_file(), reason="paper reference folder absent")
-def test_paper_figures_are_transcribed_faithfully(minilm, questions):
-    text = REFERENCE.read_text(encoding="utf-8")
+def test_paper_figures_are_transcribed_faithfully(shared, minilm, questions):
+    text = shared("reference", "README.md").read_text(encoding="utf-8")
     section = text[text.index("## Word analogies"):]
     number = r"(\d\.\d{3})"
     for name in PAPER_ACCURACY:

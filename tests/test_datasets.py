@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +19,6 @@ from wordexperts.datasets.paper import (
 from wordexperts.harness.baselines import grid_search, one_hot
 from wordexperts.harness.tabular_ood import paper_runs
 
-SHARED = Path(__file__).parents[2] / "shared"
-AUTO_MPG_CSV = SHARED / "reference" / "auto-mpg" / "auto-mpg.csv"
 CONFIGS = [f"{k}_{c}_{x}" for k in (1, 5) for c in (0.1, 0.9) for x in (0, 0.5, 1.5)]
 
 
@@ -141,12 +138,10 @@ def test_auto_mpg_split():
     assert test["y"].value_counts(normalize=True).max() == pytest.approx(0.6)
 
 
-def test_auto_mpg_matches_the_papers_table():
+def test_auto_mpg_matches_the_papers_table(shared):
     """Preprocess the UCI table the paper used the paper's way; same rows, same codes."""
     pytest.importorskip("vega_datasets")
-    if not AUTO_MPG_CSV.exists():
-        pytest.skip("the paper's reference data (../shared) are absent")
-    raw = pd.read_csv(AUTO_MPG_CSV)
+    raw = pd.read_csv(shared("reference", "auto-mpg", "auto-mpg.csv"))
     raw = raw[(raw["horsepower"] != "?") & raw["cylinders"].isin([4, 6, 8])]
     raw = raw.reset_index(drop=True)
     table = pd.DataFrame({

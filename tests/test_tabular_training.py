@@ -11,10 +11,10 @@ import torch
 from wordexperts import AttentionConfig, BidirectionalAttention
 from wordexperts.core.loop import History, linear_warmup_decay, planned_steps, run_loop
 from wordexperts.tabular import WordExpertsClassifier
+from wordexperts.tabular.encoding import Soft
 from wordexperts.tabular.one_block import (
     OneBlockMLM,
     OutputClasses,
-    Soft,
     fit_one_block,
     paper_init,
 )

@@ -13,7 +13,13 @@ Names are imported lazily: ``import wordexperts`` loads neither torch nor scikit
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+try:
+    __version__ = version("wordexperts")
+except PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 _EXPORTS = {
     "AttentionConfig": "wordexperts.core.attention",

@@ -1,4 +1,4 @@
-"""BERT-family checkpoints read as mixtures of continuous word experts (paper.md section 2)."""
+"""BERT-family checkpoints read as mixtures of continuous word experts (docs/paper.md section 2)."""
 
 from wordexperts.bert.checkpoint import (
     BertCheckpoint,

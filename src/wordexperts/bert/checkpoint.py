@@ -1,4 +1,4 @@
-"""BERT-family checkpoints as mixtures of continuous word experts (paper.md section 2).
+"""BERT-family checkpoints as mixtures of continuous word experts (docs/paper.md section 2).
 
 A BERT encoder embeds word ``w`` at position ``j`` as ``e(w, j) = LN(E[w] + P[j] + T[0])``
 (embedding LayerNorm, token type 0 for a single sentence): still a function of the word and

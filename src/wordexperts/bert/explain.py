@@ -1,6 +1,6 @@
 """A BERT-family checkpoint's prediction at ``[MASK]`` read as word experts: the data.
 
-For a sentence with one ``[MASK]`` at position ``i`` (paper.md section 2, see
+For a sentence with one ``[MASK]`` at position ``i`` (docs/paper.md section 2, see
 :mod:`wordexperts.bert.checkpoint`), :func:`explain` gives an :class:`Explanation`:
 
 - per layer and head, the gate ``pi^h_ij`` over the context words ``j`` (the experts),
@@ -140,7 +140,9 @@ def _explain(ck: BertCheckpoint, sent: MaskedSentence, *, check: bool) -> Explan
     # layer 1: the gating network's gates (query from m_i alone) and the word experts
     pi = experts.mask_gates(sent.ids, mask_id=ck.mask_id)[:, i]      # (H, L)
     contributions = pi.unsqueeze(-1) * trace.experts[0]               # (H, L, d)
-    words = contributions.sum(0)                                      # c_j: (L, d)
+    # c_j and z in float64, so that the shares <c_j, z> / |z|^2 sum to one to rounding
+    # (z summed in float32 from float32 c_j left them 1e-8 off)
+    words = contributions.sum(0).double()                             # c_j: (L, d)
     z = words.sum(0)
     gate_gap = hidden_gap = None
     if check:
@@ -156,7 +158,7 @@ def _explain(ck: BertCheckpoint, sent: MaskedSentence, *, check: bool) -> Explan
         gates=_array(torch.cat([pi.unsqueeze(0), gates[1:]])),
         expert_norms=_array(contributions.norm(dim=-1)),
         word_norms=_array(words.norm(dim=-1)),
-        word_shares=_array(words.double() @ z.double() / (z.double() @ z.double())),
+        word_shares=_array(words @ z / (z @ z)),
         mixture_norm=float(z.norm()),
         bias_norm=float(experts.layers[0].attention.b_o.norm()),
         checkpoint=str(ck.folder),

@@ -1,7 +1,7 @@
 """The core: bidirectional attention, its exact expert form, and masked-language-model training.
 
 - :mod:`~wordexperts.core.attention`: :class:`AttentionConfig`, :class:`BidirectionalAttention`
-  (paper.md sections 1 and 3);
+  (docs/paper.md sections 1 and 3);
 - :mod:`~wordexperts.core.experts`: :func:`to_experts`, the gating network, word experts and
   mixtures (section 2);
 - :mod:`~wordexperts.core.training`: :func:`fit_mlm` (single pass or L masked copies);

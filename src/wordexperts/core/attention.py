@@ -1,4 +1,4 @@
-"""Bidirectional attention trained as a masked language model (paper.md, sections 1 and 3).
+"""Bidirectional attention trained as a masked language model (docs/paper.md, sections 1 and 3).
 
 A row ``x = (x_1, ..., x_L)`` of word ids in ``0..V-1`` is embedded as
 ``e_j = E[x_j] + P[j]``; the mask id is ``M = V``. One or more blocks of multi-head
@@ -309,7 +309,7 @@ def check_config(config: object, expected: type) -> None:
 class BidirectionalAttention(MaskedLanguageModel):
     """Bidirectional attention with learned positions and an output layer over ``V`` words.
 
-    Implements paper.md section 1 (one layer, one or several heads), its stacking into
+    Implements docs/paper.md section 1 (one layer, one or several heads), its stacking into
     several layers, and the single-pass masked computation of section 3.
 
     ::

@@ -4,7 +4,7 @@ To predict ``x_i``, CBOW averages the input embeddings of the other words of the
 
     log p(x_i = w | x_-i) = log softmax_w( B mean_{j != i} E[x_j] + c )
 
-In the expert form of paper.md section 2 this is ``sum_j pi_ij eta(x_j)`` with constant
+In the expert form of docs/paper.md section 2 this is ``sum_j pi_ij eta(x_j)`` with constant
 gates ``pi_ij = 1/(L-1)`` over ``j != i`` and one-word experts ``eta(w) = B E[w] + c``, without
 position embeddings: every context word weighs the same, whatever the words and positions.
 Attention differs only in that its gates depend on the input.
@@ -56,7 +56,7 @@ class CBOWConfig:
 
 
 class CBOW(MaskedLanguageModel):
-    """CBOW fitted as a masked language model (uniform gates: paper.md section 2).
+    """CBOW fitted as a masked language model (uniform gates: docs/paper.md section 2).
 
     Parameters: ``word_embeddings`` (``E``, ``nn.Embedding`` V+1 x d whose mask row is
     fixed at zero) and ``output`` (``B`` and ``c``, ``nn.Linear`` d -> V). Under the same

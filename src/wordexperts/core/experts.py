@@ -435,7 +435,7 @@ class ContinuousWordExperts(ExpertEngine):
 
 
 def to_experts(model: BidirectionalAttention) -> ContinuousWordExperts:
-    """The expert form of ``model`` (paper.md section 2): gating network, experts, mixtures.
+    """The expert form of ``model`` (docs/paper.md section 2): gating network, experts, mixtures.
 
     The result computes the same ``log p(x_i | x_-i)`` as ``model.masked_log_probs`` (to
     rounding) from the gates ``pi_ij`` and experts ``nu(x_j, j)`` alone.

@@ -1,7 +1,7 @@
 """One thread for small models: the single place that limits torch and BLAS threads.
 
 At this project's sizes (rows of a few to a few hundred positions, 20-384 dimensions) a
-second thread costs more in synchronisation than it saves (``shared/docs/performance.md``:
+second thread costs more in synchronisation than it saves (``docs/performance.md``:
 2 threads ran 1.3-11x slower), and on a busy machine OpenMP threads that wait for a core
 cost seconds. Every fit, evaluation and explanation that wants one thread uses
 :func:`single_thread`; nothing else calls ``torch.set_num_threads``.

@@ -1,6 +1,6 @@
 """Masked-language-model training: the pseudo-likelihood ``mean_i -log p(x_i | x_-i)``.
 
-Two methods with the same objective value and gradients (paper.md section 3):
+Two methods with the same objective value and gradients (docs/paper.md section 3):
 
     "copies"       the paper's way: each row gives L masked copies; a batch holds
                    ``batch_size`` copies and each copy predicts its masked position.

@@ -1,4 +1,5 @@
-"""Planted analogies: do CBOW's and attention's fitted embeddings show them? (paper.md section 5)
+"""Planted analogies: do CBOW's and attention's fitted embeddings show them?
+(docs/paper.md section 5)
 
 The paper argues that linear word analogies follow from co-occurrence conditions alone for
 CBOW-style models, while bidirectional attention needs much stronger conditions, because its
@@ -271,7 +272,7 @@ def expert_vectors(model: BidirectionalAttention) -> torch.Tensor:
     """Each word's expert in the hidden space of a one-layer plain model: ``Wo Wv E[w]``.
 
     (V, d): the part of the expert ``nu(w, j) = Wo (Wv (E[w] + P[j]) + bv) + bo`` that
-    depends on the word, summed over heads (paper.md section 2); the position and bias
+    depends on the word, summed over heads (docs/paper.md section 2); the position and bias
     terms are the same for every word. It is what a word adds to the mixture, as ``E[w]``
     is in CBOW.
     """

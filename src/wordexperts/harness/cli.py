@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # (command words, module, one-line help)
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
@@ -35,6 +36,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         prog="wordexperts",
         description="Bidirectional attention as a mixture of continuous word experts.",
     )
+    parser.add_argument("--version", action="version", version=f"wordexperts {_version()}",
+                        help="print the version and exit")
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for words, module, help_ in COMMANDS:
@@ -55,14 +58,37 @@ def _load(module: str):
     return importlib.import_module(module)
 
 
+def _version() -> str:
+    from wordexperts import __version__  # light: the package imports its names lazily
+
+    return __version__
+
+
+class _OneLineWarnings:
+    """A ``warnings.showwarning`` that prints each warning once (by category and message)
+    as one line on stderr, ``wordexperts: warning: ...``, without Python's file, line
+    number and source line; as it happens, so long commands show them in time."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[type, str]] = set()
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        key = (category, str(message))
+        if key not in self.seen:
+            self.seen.add(key)
+            print(f"wordexperts: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
-    try:
-        return int(_load(args._module).run(args) or 0)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        print(f"wordexperts: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # restores showwarning (and the filters) afterwards
+        warnings.showwarning = _OneLineWarnings()
+        try:
+            return int(_load(args._module).run(args) or 0)
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            print(f"wordexperts: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

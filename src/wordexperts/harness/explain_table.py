@@ -8,11 +8,19 @@ gates of the reference rows against the CSV's), and the figures: ``row_<n>`` (on
 contributions to its predicted class), ``importance`` and ``gate_shift``, as PNG, SVG or PDF.
 
     wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR [--reference train.csv]
+
+Both CSVs are read and checked (an unreadable, empty or header-only file, a missing column,
+text in a numeric column: named by file, column and 0-based row) and everything is computed
+before anything is written; the files are written into a scratch folder beside ``--out`` and
+moved into place, so a failure leaves no output folder behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +133,61 @@ def plot_gate_shift(shift: pd.DataFrame, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    """The CSV at ``path``; every failure (missing, empty, unparsable, not UTF-8, a header
+    without rows) is a ValueError or FileNotFoundError naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} is not a file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{what}: {path} is empty ({_one_line(exc)})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what}: {path} is not UTF-8 text ({_one_line(exc)})") from exc
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise ValueError(f"{what}: cannot read {path} as CSV ({_one_line(exc)})") from exc
+    if len(frame) == 0:
+        raise ValueError(f"{what}: {path} has a header but no rows")
+    return frame
+
+
 def _features(clf: Any, frame: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """The model's feature columns of ``frame``, in its order; numeric columns checked (the
+    first cell that is not a number is named by column and 0-based data row) and read as
+    numbers."""
     names = [c.name for c in clf.columns_]
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise ValueError(f"{source}: no column(s) {missing} (the model was fitted on {names})")
-    return frame[names]
+    X = frame[names].copy()
+    for column in clf.columns_:
+        if not column.numeric:
+            continue
+        values = X[column.name]
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(
+                f"{source}: column {column.name!r} is numeric in the model, but row {row} "
+                f"(0-based, not counting the header) holds {values.iloc[row]!r}, not a number"
+                f" ({int(bad.sum())} such row(s))")
+        X[column.name] = numbers
+    return X
+
+
+def _place(staging: Path, out: Path) -> None:
+    """Move the files written in ``staging`` into ``out`` (created if need be)."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    for path in staging.iterdir():
+        os.replace(path, out / path.name)
+    staging.rmdir()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -152,43 +209,62 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Read and check both CSVs and compute everything first, then write the files into a
+    temporary folder beside ``--out`` and move them into place: a failure leaves no output
+    folder (nor half of one) behind."""
     from wordexperts.tabular.estimator import WordExpertsClassifier
 
     if args.model is None or args.data is None:
         raise ValueError("explain-table needs MODEL_DIR and DATA.csv: "
                          "wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR")
     clf = WordExpertsClassifier.load(args.model)
-    if not args.data.is_file():
-        raise FileNotFoundError(f"data: {args.data} is not a file")
-    X = _features(clf, pd.read_csv(args.data), args.data)
-    bad = [r for r in args.rows if not 0 <= r < len(X)]
+    X = _features(clf, _read_csv(args.data, "data"), args.data)
+    reference = None
+    if args.reference is not None:
+        reference = _features(clf, _read_csv(args.reference, "reference"), args.reference)
+    rows = list(dict.fromkeys(args.rows))  # in order, each once
+    bad = [r for r in rows if not 0 <= r < len(X)]
     if bad:
         raise ValueError(f"--rows {bad} out of range: {args.data} has {len(X)} rows (0-based)")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = explain_predictions(clf, X.iloc[args.rows])
-    written = [out / "contributions.csv", out / "importance.csv"]
-    frame.to_csv(written[0], index=False)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+
+    frame = explain_predictions(clf, X.iloc[rows])
+    tables = {row: row_contributions(frame, row) for row in rows}
     importance = global_importance(clf, X)
-    importance.to_csv(written[1])
+    shift = (None if reference is None
+             else gate_shift(clf, reference, X, groups=("reference", "data")))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.partial"
+    staging.mkdir()
+    try:
+        frame.to_csv(staging / "contributions.csv", index=False)
+        importance.to_csv(staging / "importance.csv")
+        names = ["contributions.csv", "importance.csv"]
+        for row in rows:
+            names += [plot_row(frame, row, staging / f"row_{row}.{fmt}").name
+                      for fmt in args.format]
+        names += [plot_importance(importance, staging / f"importance.{fmt}").name
+                  for fmt in args.format]
+        if shift is not None:
+            shift.to_csv(staging / "gate_shift.csv")
+            names.append("gate_shift.csv")
+            names += [plot_gate_shift(shift, staging / f"gate_shift.{fmt}").name
+                      for fmt in args.format]
+        _place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
     print(f"contributions: {frame.attrs['quantity']}\n")
-    for row in args.rows:
-        table = row_contributions(frame, row)
+    for row, table in tables.items():
         print(f"row {row}: predicted class {table.attrs['class']!r}")
         print(table.round(3).to_string(), "\n")
-        written += [plot_row(frame, row, out / f"row_{row}.{fmt}") for fmt in args.format]
     print("global importance (mean |centred logit contribution|) over all "
           f"{len(X)} rows:\n{importance.round(3).to_string()}\n")
-    written += [plot_importance(importance, out / f"importance.{fmt}") for fmt in args.format]
-    if args.reference is not None:
-        if not args.reference.is_file():
-            raise FileNotFoundError(f"reference: {args.reference} is not a file")
-        reference = _features(clf, pd.read_csv(args.reference), args.reference)
-        shift = gate_shift(clf, reference, X, groups=("reference", "data"))
-        shift.to_csv(out / "gate_shift.csv")
-        written.append(out / "gate_shift.csv")
+    if shift is not None:
         print(f"mean gates, reference vs data ({TARGET_SLOT}: the target's own slot):\n"
               f"{shift.round(3).to_string()}\n")
-        written += [plot_gate_shift(shift, out / f"gate_shift.{fmt}") for fmt in args.format]
-    print("wrote " + ", ".join(str(p) for p in written))
+    print("wrote " + ", ".join(str(out / name) for name in names))
     return 0

@@ -1,6 +1,7 @@
-"""From a table to word ids: columns -> category codes -> words (paper.md section 4).
+"""From a table to word ids: columns -> category codes -> words (docs/paper.md section 4).
 
-Each column becomes a :class:`Column` (its categories; a numeric column's values or quantile
+:class:`TableEncoder` is the fitted object that does it all; the functions below are its
+steps. Each column becomes a :class:`Column` (its categories; a numeric column's values or quantile
 bins, in order); each cell a category code ``0..K-1`` (``-1``: missing or unknown); each
 code a word of the vocabulary. :func:`interpolate` reads a numeric cell between the words of
 its two neighbouring bins (the estimator's ``numeric="interpolate"``). ``"shared"`` gives
@@ -29,13 +30,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-__all__ = ["MANY_CATEGORIES", "Column", "as_table", "build_vocabulary", "column_values",
-           "encode", "fit_columns", "interpolate", "smallest_int", "smallest_uint", "word_ids"]
+__all__ = ["MANY_CATEGORIES", "MOSTLY_NUMERIC", "Column", "Soft", "TableEncoder", "as_table",
+           "build_vocabulary", "column_values", "encode", "fit_columns", "interpolate",
+           "smallest_int", "smallest_uint", "word_ids"]
 
 #: A column with more categories than this warns at fit time: each category is a word with
 #: its own input and output embedding, and each step's output layer costs
 #: ``rows x (sum of the columns' category counts) x d_model``.
 MANY_CATEGORIES = 1000
+#: A text column in which at least this share of the values read as numbers warns at fit
+#: time, naming a cell that does not: it is read as categories, which is rarely meant
+#: ("forty" in an ``age`` column).
+MOSTLY_NUMERIC = 0.9
 
 
 def smallest_uint(high: int) -> np.dtype:
@@ -81,9 +87,13 @@ class Column:
         if self.numeric:
             try:
                 numbers_ = np.where(missing, 0.0, values).astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"column {self.name!r} was numeric in fit; got values that "
-                                 f"are not numbers ({exc})") from exc
+            except (TypeError, ValueError):
+                bad = np.flatnonzero(np.asarray(pd.isna(pd.to_numeric(
+                    pd.Series(values, dtype=object), errors="coerce")), dtype=bool) & ~missing)
+                raise ValueError(f"column {self.name!r} was numeric in fit; row {bad[0]} "
+                                 f"(0-based) holds {values[bad[0]]!r}, not a number"
+                                 + (f", and {len(bad) - 1} more row(s)" if len(bad) > 1
+                                    else "")) from None
             # right-closed bins, as pandas.qcut; values outside the training range go to
             # the first or last bin
             codes = np.searchsorted(self.edges, numbers_, side="left")
@@ -133,7 +143,13 @@ def column_names(X: Any) -> list[str]:
 
 
 def as_table(X: Any, *, what: str = "X") -> Any:
-    """``X`` as a DataFrame or a 2-D NumPy array (object or numeric), validated."""
+    """``X`` as a DataFrame or a 2-D NumPy array (object or numeric), validated.
+
+    A polars (or any other narwhals-supported) data frame is read column by column with its
+    names and types, as a pandas frame would be; it is not turned into one array of objects.
+    """
+    if not isinstance(X, pd.DataFrame | np.ndarray):
+        X = _from_narwhals(X)
     if scipy.sparse.issparse(X):
         raise TypeError(f"{what} is a sparse matrix; WordExpertsClassifier needs dense "
                         "categorical columns: use X.toarray()")
@@ -155,6 +171,17 @@ def as_table(X: Any, *, what: str = "X") -> Any:
         raise ValueError(f"{what} has 0 feature(s) (shape={X.shape}) while a minimum of 1 "
                          "is required.")
     return X
+
+
+def _from_narwhals(X: Any) -> Any:
+    """A pandas copy of a narwhals-supported eager frame (polars, pyarrow, modin, ...) with
+    its column names and each column's own NumPy type; anything else unchanged."""
+    import narwhals as nw
+
+    frame = nw.from_native(X, eager_only=True, pass_through=True)
+    if not isinstance(frame, nw.DataFrame):
+        return X
+    return pd.DataFrame({name: frame[name].to_numpy() for name in frame.columns})
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -209,6 +236,10 @@ def fit_columns(X: Any, *, numeric: str, n_bins: int) -> list[Column]:
     names = column_names(X)
     columns = [fit_column(column_values(X, j), names[j], numeric=numeric, n_bins=n_bins)
                for j in range(X.shape[1])]
+    for j, column in enumerate(columns):
+        if not column.numeric and column.categories.dtype == object:
+            _warn_mostly_numeric(column_values(X, j), column.name,
+                                 X.index if isinstance(X, pd.DataFrame) else None)
     many = [f"{c.name!r} ({len(c.categories)})" for c in columns
             if len(c.categories) > MANY_CATEGORIES]
     if many:
@@ -218,6 +249,28 @@ def fit_columns(X: Any, *, numeric: str, n_bins: int) -> list[Column]:
             "columns' category counts) x d_model; group rare categories, or bin the column "
             "if it is numeric", UserWarning, stacklevel=3)
     return columns
+
+
+def _warn_mostly_numeric(values: np.ndarray, name: str, index: pd.Index | None) -> None:
+    """Warn when a text column reads as numbers but for a few cells (:data:`MOSTLY_NUMERIC`),
+    naming the first such cell's row."""
+    present = ~np.asarray(pd.isna(values), dtype=bool)
+    if present.sum() < 2:
+        return
+    texts = values[present]
+    if not any(isinstance(v, str) for v in texts):
+        return
+    numeric = ~np.asarray(pd.isna(pd.to_numeric(pd.Series(texts, dtype=object),
+                                                 errors="coerce")), dtype=bool)
+    if numeric.all() or numeric.mean() < MOSTLY_NUMERIC:
+        return
+    first = np.flatnonzero(present)[np.flatnonzero(~numeric)[0]]
+    row = f"row {index[first]!r}" if index is not None else f"row {first} (0-based)"
+    warnings.warn(
+        f"column {name!r} holds numbers but for {int((~numeric).sum())} of {len(texts)} "
+        f"cells ({row}: {texts[~numeric][0]!r}): it is read as categories, each value a word; "
+        "fix those cells or set them to NaN to read the column as numbers",
+        UserWarning, stacklevel=4)
 
 
 def encode(columns: list[Column], X: Any, *, handle_unknown: str, what: str = "X"
@@ -294,3 +347,88 @@ def word_ids(codes: np.ndarray, words: list[np.ndarray], mask: int) -> np.ndarra
         known = codes[:, j] >= 0
         ids[known, j] = words[j][codes[known, j]]
     return ids
+
+
+@dataclass
+class Soft:
+    """Cells read between two words: cell ``(j, b)``'s input is ``(1 - frac) E[x_jb] +
+    frac E[upper_jb]`` (a numeric value between two bins' medians). Arrays shaped like the
+    word ids; ``frac`` 0 (and ``upper`` anything valid) for a cell that is one word."""
+
+    upper: np.ndarray
+    frac: np.ndarray
+
+    def rows(self, rows: np.ndarray | slice) -> Soft:
+        """Those rows of row-major arrays (n, L)."""
+        return Soft(self.upper[rows], self.frac[rows])
+
+    def take(self, rows: np.ndarray) -> Soft:
+        """Those rows of row-major arrays, batch last: (L, len(rows))."""
+        part = self.rows(rows)
+        return Soft(part.upper.T, part.frac.T)
+
+
+@dataclass
+class TableEncoder:
+    """The fitted reading of a table as the model's inputs: everything ``fit`` decided.
+
+    ``columns`` (one :class:`Column` a feature), ``classes`` (the target's), ``vocabulary``
+    (``"shared"`` or ``"per_column"``, resolved), ``words`` (per position, the features then
+    the target: each category's word id), ``n_words`` (the mask's id is ``n_words``),
+    ``numeric`` (``"interpolate"``, ``"bin"`` or ``"error"``: how numeric cells are read)
+    and ``handle_unknown``. Nothing here reads the estimator's parameters: a fitted (or
+    loaded) model reads its rows the same way whatever ``set_params`` or a later preset says.
+
+    >>> X = pd.DataFrame({"size": ["S", "L", "S"], "n": [1.0, 2.5, 4.0]})
+    >>> enc = TableEncoder.fit(X, np.array(["no", "yes"]), numeric="interpolate", n_bins=2,
+    ...                        vocabulary="auto", handle_unknown="mask")
+    >>> ids, soft = enc.inputs(X)
+    >>> ids.tolist(), soft.frac[:, 1].round(2).tolist()          # the target slot: mask 7
+    ([[1, 2, 7], [0, 3, 7], [1, 4, 7]], [0.0, 0.0, 0.0])
+    """
+
+    columns: list[Column]
+    classes: np.ndarray
+    vocabulary: str
+    words: list[np.ndarray]
+    n_words: int
+    numeric: str
+    handle_unknown: str
+
+    @classmethod
+    def fit(cls, X: Any, classes: np.ndarray, *, numeric: str, n_bins: int, vocabulary: str,
+            handle_unknown: str) -> TableEncoder:
+        """Learn the columns of ``X`` (checked by :func:`as_table`) and the vocabulary."""
+        columns = fit_columns(X, numeric=numeric, n_bins=n_bins)
+        kind, words, n_words = build_vocabulary(columns, classes, vocabulary)
+        return cls(columns, classes, kind, words, n_words, numeric, handle_unknown)
+
+    @property
+    def mask_id(self) -> int:
+        return self.n_words
+
+    def codes(self, X: Any, *, what: str = "X") -> np.ndarray:
+        """Category codes (n, D) of the features of ``X``; -1 missing or unknown
+        (:func:`encode`, with this encoder's ``handle_unknown``)."""
+        return encode(self.columns, X, handle_unknown=self.handle_unknown, what=what)
+
+    def ids(self, codes: np.ndarray) -> np.ndarray:
+        """Word ids (n, D + 1) of category codes (n, D or D + 1), the target slot masked
+        when ``codes`` has no target column (:func:`word_ids`)."""
+        return word_ids(codes, self.words, self.mask_id)
+
+    def soft(self, X: Any, ids: np.ndarray) -> tuple[np.ndarray, Soft | None]:
+        """The word ids and the cells read between two words of the rows of ``X`` whose
+        word ids are ``ids`` (``None`` unless ``numeric="interpolate"`` and a column is
+        numeric): :func:`interpolate`."""
+        if self.numeric != "interpolate":
+            return ids, None
+        cells = interpolate(self.columns, X, ids, self.words)
+        if cells is None:
+            return ids, None
+        return cells[0], Soft(cells[1], cells[2])
+
+    def inputs(self, X: Any, *, what: str = "X") -> tuple[np.ndarray, Soft | None]:
+        """The model's inputs for the features of ``X``: word ids (n, D + 1), the target
+        slot masked, and the cells read between two words (or ``None``)."""
+        return self.soft(X, self.ids(self.codes(X, what=what)))

@@ -1,4 +1,4 @@
-"""Tabular word experts: a scikit-learn classifier for categorical tables (paper.md section 4).
+"""Tabular word experts: a scikit-learn classifier for categorical tables (docs/paper.md section 4).
 
 Each column of a table is a position of a "sentence", each category of a column a word. The
 model is a one-block :class:`~wordexperts.core.attention.BidirectionalAttention` fitted as a
@@ -8,9 +8,10 @@ is predicted by masking it, and any other column can be predicted the same way (
     row      x0    x1   ...  x{D-1}   y
     words    w(0,x0) ...              mask  ──► attention block ──► p(y | x)
 
-The estimator is a thin scikit-learn layer: the table becomes word ids in
-:mod:`wordexperts.tabular.encoding` (numeric columns with more than ``n_bins`` distinct values
-cut into quantile bins, the vocabulary shared or per column), the model is fitted by
+The estimator is a thin scikit-learn layer: the table becomes word ids through a fitted
+:class:`~wordexperts.tabular.encoding.TableEncoder` (numeric columns with more than ``n_bins``
+distinct values cut into quantile bins, the vocabulary shared or per column), the model is
+fitted by
 :func:`wordexperts.tabular.solver.fit_table`, and saved by :mod:`wordexperts.tabular.persistence`.
 """
 
@@ -30,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from wordexperts.core.attention import AttentionConfig, Method
 from wordexperts.core.experts import to_experts
 from wordexperts.tabular import encoding, explain, persistence
-from wordexperts.tabular.one_block import Soft
+from wordexperts.tabular.encoding import Soft, TableEncoder
 from wordexperts.tabular.solver import (
     fit_table,
     input_embeddings,
@@ -41,6 +42,9 @@ from wordexperts.tabular.solver import (
 
 __all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "WordExpertsClassifier",
            "auto_dropout"]
+
+#: Parameters that do not change what a fit learns: left out of ``settings_``.
+_NOT_SETTINGS = ("random_state", "verbose")
 
 #: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
 #: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
@@ -76,7 +80,7 @@ _PRESET_PARAMS = ("method", "epochs", "max_steps", "batch_size", "lr", "lr_sched
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     """Bidirectional attention over the columns of a categorical table, as a classifier.
 
-    The paper's tabular model (paper.md section 4): each column a position, each category a
+    The paper's tabular model (docs/paper.md section 4): each column a position, each category a
     word; fitted as a masked language model over all columns plus the target, and predicting
     the target by masking it. ``gates`` shows how much each column (expert) weighed in each
     prediction; ``impute`` predicts missing cells of any column from the others.
@@ -159,17 +163,25 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : the target's classes. ``n_features_in_``, ``feature_names_in_`` (DataFrames with
-    string column names). ``columns_`` : one :class:`~wordexperts.tabular.encoding.Column` per
+    string column names). ``settings_`` : every setting the fit used, resolved from the
+    preset and the data (``dropout`` a number, ``vocabulary`` "shared" or "per_column",
+    ``numeric``, ``objective`` as asked, ...); predictions read these and ``encoder_``, never
+    the parameters, so ``set_params`` after ``fit`` (or a later change of a preset, for a
+    loaded model) cannot change what a fitted model predicts. ``encoder_`` : the fitted
+    :class:`~wordexperts.tabular.encoding.TableEncoder` (columns, vocabulary, numeric
+    reading). ``columns_`` : one :class:`~wordexperts.tabular.encoding.Column` per
     feature (``.name``, ``.categories``). ``words_`` : per position (features, then the target)
     the word id of each category. ``model_`` : the fitted
     :class:`~wordexperts.core.attention.BidirectionalAttention` (positions: the features in
     order, then the target). ``vocabulary_`` : "shared" or "per_column". ``history_`` : a
     :class:`~wordexperts.core.loop.History` (training and validation loss per check).
-    ``n_restarts_`` : fits restarted from a new initialization because the target's gates had
-    collapsed onto its own masked slot in every head (the target then ignores every feature);
-    at most 2, the last fit is kept. ``objective_`` : the objective of the fitted model
-    ("mlm" or "target"). ``objective_losses_`` : with ``objective="auto"`` on a large table,
-    the target's held-out log loss of each objective tried (else empty).
+    ``target_name_`` : the name of ``y`` when it was a named Series (``impute`` then reads a
+    column of that name as the target). ``n_restarts_`` : fits restarted from a new
+    initialization because the target's gates had collapsed onto its own masked slot in
+    every head (the target then ignores every feature); at most 2, the last fit is kept.
+    ``objective_`` : the objective of the fitted model ("mlm" or "target").
+    ``objective_losses_`` : with ``objective="auto"`` on a large table, the target's
+    held-out log loss of each objective tried (else empty).
 
     >>> from wordexperts.datasets import make_shift_simulation
     >>> train, test = make_shift_simulation(n=300, seed=0)
@@ -296,6 +308,10 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         s = self._settings()
         X = encoding.as_table(X)
         validate_data(self, X, y, skip_check_array=True)
+        if isinstance(getattr(y, "name", None), str):
+            self.target_name_ = y.name
+        elif hasattr(self, "target_name_"):
+            del self.target_name_
         y = column_or_1d(np.asarray(y), warn=True)
         if len(y) != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)}")
@@ -307,27 +323,28 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has one class ({classes[0]!r}): a classifier needs "
                              "at least two classes")
         self.classes_ = classes
-        self.columns_ = encoding.fit_columns(X, numeric=s["numeric"], n_bins=s["n_bins"])
-        self.vocabulary_, self.words_, self.n_words_ = encoding.build_vocabulary(
-            self.columns_, classes, s["vocabulary"])
-        features = encoding.encode(self.columns_, X, handle_unknown=s["handle_unknown"])
+        self.encoder_ = TableEncoder.fit(X, classes, numeric=s["numeric"], n_bins=s["n_bins"],
+                                         vocabulary=s["vocabulary"],
+                                         handle_unknown=s["handle_unknown"])
+        features = self.encoder_.codes(X)
         codes = np.empty((len(y), features.shape[1] + 1), dtype=encoding.smallest_int(
             max(len(w) for w in self.words_)))
         codes[:, :-1] = features
         codes[:, -1] = y_codes
         del features
-        dropout = s["dropout"]
-        if dropout == "auto":
-            dropout = auto_dropout(len(y), sum(len(w) for w in self.words_))
+        if s["dropout"] == "auto":
+            s["dropout"] = auto_dropout(len(y), sum(len(w) for w in self.words_))
+        s["vocabulary"] = self.encoder_.vocabulary
+        self.settings_ = {k: v for k, v in s.items() if k not in _NOT_SETTINGS}
         config = AttentionConfig(
-            vocab_size=self.n_words_, seq_len=codes.shape[1], d_model=s["d_model"],
-            n_heads=s["n_heads"], block="bert", d_ff=s["d_ff"], dropout=dropout,
+            vocab_size=self.encoder_.n_words, seq_len=codes.shape[1], d_model=s["d_model"],
+            n_heads=s["n_heads"], block="bert", d_ff=s["d_ff"], dropout=s["dropout"],
             ln_eps=1e-6,
         )  # ln_eps: the paper's Keras LayerNormalization
-        ids = encoding.word_ids(codes, self.words_, config.mask_id)
+        ids = self.encoder_.ids(codes)
         weight = codes >= 0                             # observed cells
         np.maximum(codes, 0, out=codes)                 # class index of each cell
-        ids, soft = self._soft(X, ids, s["numeric"])
+        ids, soft = self.encoder_.soft(X, ids)
         fit = fit_table(
             ids, codes, weight, words=self.words_, config=config, settings=s,
             rng=_generator(self.random_state), progress=self.verbose, soft=soft,
@@ -343,22 +360,26 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=False, skip_check_array=True)
         return X
 
-    def _ids(self, X: Any) -> np.ndarray:
-        """Word ids (n, L) of a checked ``X`` in the smallest dtype, the target masked."""
-        codes = encoding.encode(self.columns_, X, handle_unknown=self.handle_unknown)
-        return encoding.word_ids(codes, self.words_, self.model_.config.mask_id)
-
-    def _soft(self, X: Any, ids: np.ndarray, numeric: str) -> tuple[np.ndarray, Soft | None]:
-        if numeric != "interpolate":
-            return ids, None
-        cells = encoding.interpolate(self.columns_, X, ids, self.words_)
-        if cells is None:
-            return ids, None
-        return cells[0], Soft(cells[1], cells[2])
-
     def _inputs(self, X: Any) -> tuple[np.ndarray, Soft | None]:
         """Word ids (n, L) of a checked ``X`` and its cells between two words (or None)."""
-        return self._soft(X, self._ids(X), self.effective_params()["numeric"])
+        return self.encoder_.inputs(X)
+
+    # read-only views of the fitted encoder
+    @property
+    def columns_(self) -> list[encoding.Column]:
+        return self.encoder_.columns
+
+    @property
+    def words_(self) -> list[np.ndarray]:
+        return self.encoder_.words
+
+    @property
+    def vocabulary_(self) -> str:
+        return self.encoder_.vocabulary
+
+    @property
+    def n_words_(self) -> int:
+        return self.encoder_.n_words
 
     def input_embeddings(self, X: Any) -> torch.Tensor:
         """The model's inputs ``e_j`` for the rows of ``X``: (n, n_features + 1, d_model), the
@@ -380,7 +401,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         a numeric cell is read between two words and its id here is its nearest bin's: use
         :meth:`input_embeddings` for the model's exact inputs.
         """
-        return self._ids(self._check_X(X)).astype(np.int64)
+        return self.encoder_.ids(self.encoder_.codes(self._check_X(X))).astype(np.int64)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """log p(y = each of ``classes_`` | the row's features), from the masked target."""
@@ -399,30 +420,47 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     def impute(self, X: Any) -> pd.DataFrame:
         """``X`` with every missing (NaN, None) cell replaced by its most probable category.
 
-        All missing cells of a row (and the target) are read as the mask at once and each is
-        predicted from the row's observed cells. A binned numeric column gets the median of
-        the predicted bin. Returns a DataFrame with ``X``'s columns and index.
+        All missing cells of a row are read as the mask at once and each is predicted from
+        the row's observed cells. A binned numeric column gets the median of the predicted
+        bin. ``X`` may also hold the target column (named as ``y`` was in ``fit``:
+        ``target_name_``): its observed cells are then read as context, and its missing ones
+        filled with the predicted class; without it the target is read as the mask. Returns
+        a DataFrame with ``X``'s columns and index.
         """
-        X = self._check_X(X)
-        ids, soft = self._inputs(X)
+        name = getattr(self, "target_name_", None)
+        has_target = isinstance(X, pd.DataFrame) and name is not None and name in X.columns
+        features = self._check_X(X.drop(columns=name) if has_target else X)
+        ids, soft = self._inputs(features)
         frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(
-            X, columns=[c.name for c in self.columns_])
-        for j, column in enumerate(self.columns_):
-            missing = np.asarray(pd.isna(encoding.column_values(X, j)), dtype=bool)
+            features, columns=[c.name for c in self.columns_])
+        slots: list[tuple[Any, np.ndarray, np.ndarray]] = [
+            (c.name, np.asarray(pd.isna(encoding.column_values(features, j)), dtype=bool),
+             c.values) for j, c in enumerate(self.columns_)]
+        if has_target:
+            observed = frame[name].notna().to_numpy()
+            codes = pd.Index(self.classes_).get_indexer(pd.Index(frame[name][observed],
+                                                                 dtype=object))
+            if (codes < 0).any():
+                unseen = pd.unique(frame[name][observed][codes < 0].astype(object))
+                raise ValueError(f"target column {name!r} holds classes not seen in fit: "
+                                 f"{list(unseen[:5])}")
+            ids[observed, -1] = self.words_[-1][codes]
+            slots.append((name, ~observed, self.classes_.__getitem__))
+        for j, (column, missing, values_of) in enumerate(slots):
             if not missing.any():
                 continue
             best = position_log_proba(self.model_, ids[missing], self.words_[j], j,
                                       None if soft is None else soft.rows(missing)).argmax(1)
-            values = frame.iloc[:, j].to_numpy(dtype=object, copy=True)
-            values[missing] = column.values(best)
-            frame[frame.columns[j]] = pd.Series(values, index=frame.index).infer_objects()
+            values = frame[column].to_numpy(dtype=object, copy=True)
+            values[missing] = values_of(best)
+            frame[column] = pd.Series(values, index=frame.index).infer_objects()
         return frame
 
     def gates(self, X: Any) -> np.ndarray:
         """How much each column (expert) weighs in the target prediction, per head.
 
         Returns ``(n_rows, n_heads, n_features + 1)``: the mixture weights ``pi`` of the
-        masked target over the positions (paper.md section 2), the last entry being the
+        masked target over the positions (docs/paper.md section 2), the last entry being the
         target's own (masked) position. Each row sums to one over the last axis.
         """
         experts, inputs = to_experts(self.model_), self.input_embeddings(X)

@@ -1,4 +1,4 @@
-"""Which columns drive a tabular prediction, read as word experts (paper.md section 2).
+"""Which columns drive a tabular prediction, read as word experts (docs/paper.md section 2).
 
 A fitted :class:`~wordexperts.tabular.estimator.WordExpertsClassifier` predicts the target
 (the last position, read as the mask) with one attention block. At the masked target ``t``
@@ -34,6 +34,7 @@ shift, the paper's story).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,10 @@ from wordexperts.tabular.solver import input_embeddings
 #: Name of the target's own (masked) slot among the experts, and of the bias term.
 TARGET_SLOT = "(target slot)"
 BIAS = "(bias)"
+#: Rows are explained in chunks whose float64 arrays (the experts' hidden contributions
+#: rows x H x L x d, their logits rows x H x L x K and the link's affine maps rows x d x d)
+#: hold at most this many values (64 MB), at most 4,096 rows.
+CHUNK_VALUES = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -79,28 +84,48 @@ class MixtureContributions:
         return self.logits.sum((1, 2)) + self.logit_bias
 
 
-def _engine(clf: Any, X: Any) -> tuple[ContinuousWordExperts, torch.Tensor]:
-    """The expert form of a float64 copy of ``clf.model_`` and its inputs for ``X``."""
+def _engine(clf: Any) -> tuple[Any, ContinuousWordExperts]:
+    """A float64 copy of ``clf.model_`` and its expert form."""
     if not hasattr(clf, "model_"):
         raise ValueError("the classifier is not fitted: call fit(X, y) first (or load a "
                          "saved model)")
     model = copy.deepcopy(clf.model_).double().eval()
     if model.config.n_layers != 1:
         raise ValueError(f"the model must have one block, got n_layers={model.config.n_layers}")
-    ids, soft = clf._inputs(clf._check_X(X))
-    return to_experts(model), input_embeddings(model, ids, soft)
+    return model, to_experts(model)
+
+
+def chunk_rows(config: Any, n_classes: int) -> int:
+    """Rows per chunk of :func:`contribution_chunks` (:data:`CHUNK_VALUES`).
+
+    >>> from wordexperts.core.attention import AttentionConfig
+    >>> chunk_rows(AttentionConfig(vocab_size=10, seq_len=6, n_heads=5), 3)
+    4096
+    >>> chunk_rows(AttentionConfig(vocab_size=10, seq_len=101, d_model=20, n_heads=5), 3)
+    830
+    """
+    per_row = (config.n_heads * config.seq_len * (config.d_model + n_classes)
+               + config.d_model ** 2)
+    return max(1, min(4096, CHUNK_VALUES // per_row))
 
 
 @torch.no_grad()
-def mixture_contributions(clf: Any, X: Any) -> MixtureContributions:
-    """Split the target's mixture and class logits over the columns (experts) and heads.
+def contribution_chunks(clf: Any, X: Any, *, rows: int | None = None
+                        ) -> Iterator[MixtureContributions]:
+    """:class:`MixtureContributions` of the rows of ``X``, ``rows`` at a time (default
+    :func:`chunk_rows`): the explanations of a large table in bounded memory."""
+    model, engine = _engine(clf)
+    ids, soft = clf._inputs(clf._check_X(X))
+    rows = rows or chunk_rows(engine.config, len(clf.classes_))
+    for start in range(0, len(ids), rows):
+        part = slice(start, start + rows)
+        inputs = input_embeddings(model, ids[part],
+                                  None if soft is None else soft.rows(part))
+        yield _contributions(clf, engine, inputs)
 
-    ``clf``: a fitted :class:`~wordexperts.tabular.estimator.WordExpertsClassifier` (its
-    ``model_``, ``classes_``, ``columns_``, ``words_`` and its inputs). Exact in float64
-    for both blocks; see :class:`MixtureContributions` and the module docs for what is
-    reconstructed.
-    """
-    engine, inputs = _engine(clf, X)
+
+def _contributions(clf: Any, engine: ContinuousWordExperts, inputs: torch.Tensor
+                   ) -> MixtureContributions:
     cfg = engine.config
     t = cfg.seq_len - 1
     gates = engine.mask_gates(inputs, mask_id=cfg.mask_id)[:, :, t]             # (n, H, L)
@@ -120,6 +145,24 @@ def mixture_contributions(clf: Any, X: Any) -> MixtureContributions:
         classes=np.asarray(clf.classes_), columns=[*(c.name for c in clf.columns_), TARGET_SLOT],
         block=cfg.block,
     )
+
+
+def mixture_contributions(clf: Any, X: Any) -> MixtureContributions:
+    """Split the target's mixture and class logits over the columns (experts) and heads.
+
+    ``clf``: a fitted :class:`~wordexperts.tabular.estimator.WordExpertsClassifier` (its
+    ``model_``, ``classes_``, ``columns_``, ``words_`` and its inputs). Exact in float64
+    for both blocks; see :class:`MixtureContributions` and the module docs for what is
+    reconstructed. Every row's arrays are returned: for many rows, iterate over
+    :func:`contribution_chunks` instead.
+    """
+    chunks = list(contribution_chunks(clf, X))
+    first = chunks[0]
+    return MixtureContributions(
+        **{name: np.concatenate([getattr(c, name) for c in chunks])
+           for name in ("gates", "hidden", "mixture", "logits", "logit_bias")},
+        hidden_bias=first.hidden_bias, classes=first.classes, columns=first.columns,
+        block=first.block)
 
 
 def explain_predictions(clf: Any, X: Any, *, by_head: bool = False) -> pd.DataFrame:
@@ -143,9 +186,23 @@ def explain_predictions(clf: Any, X: Any, *, by_head: bool = False) -> pd.DataFr
     >>> list(frame.columns), len(frame)                       # 2 rows x 7 columns x 10 classes
     (['row', 'column', 'class', 'gate', 'contribution'], 140)
     """
-    parts = mixture_contributions(clf, X)
+    index = np.asarray(X.index) if isinstance(X, pd.DataFrame) else None
+    frames, start = [], 0
+    for parts in contribution_chunks(clf, X):
+        n = len(parts.gates)
+        rows = index[start:start + n] if index is not None else np.arange(start, start + n)
+        frames.append(_tidy(parts, rows, by_head=by_head))
+        start += n
+    order = ["row", "head"] if by_head else ["row"]
+    frame = pd.concat(frames, ignore_index=True).sort_values(order, kind="stable",
+                                                             ignore_index=True)
+    frame.attrs["quantity"] = _quantity(parts.block)
+    return frame
+
+
+def _tidy(parts: MixtureContributions, rows: np.ndarray, *, by_head: bool) -> pd.DataFrame:
+    """The frame of :func:`explain_predictions` for the rows of one chunk."""
     n, heads, length, k = parts.logits.shape
-    rows = np.asarray(X.index) if isinstance(X, pd.DataFrame) else np.arange(n)
     if by_head:
         gate = np.broadcast_to(parts.gates[..., None], parts.logits.shape)      # (n, H, L, K)
         frame = pd.DataFrame({
@@ -169,11 +226,7 @@ def explain_predictions(clf: Any, X: Any, *, by_head: bool = False) -> pd.DataFr
         bias = pd.DataFrame({"row": np.repeat(rows, k), "column": BIAS,
                              "class": np.tile(parts.classes, n), "gate": np.nan,
                              "contribution": parts.logit_bias.ravel()})
-    frame = pd.concat([frame, bias], ignore_index=True)
-    order = ["row", "head"] if by_head else ["row"]
-    frame = frame.sort_values(order, kind="stable", ignore_index=True)
-    frame.attrs["quantity"] = _quantity(parts.block)
-    return frame
+    return pd.concat([frame, bias], ignore_index=True)
 
 
 def _quantity(block: str) -> str:
@@ -205,8 +258,11 @@ def global_importance(clf: Any, X: Any) -> pd.Series:
     mean over the classes (:func:`centred`). Returns a Series indexed by the feature names,
     largest first (the target's own slot and the bias are not features: left out).
     """
-    parts = mixture_contributions(clf, X)
-    per_column = np.abs(centred(parts.logits.sum(1))).mean((0, 2))             # (L,)
+    total, n = 0.0, 0
+    for parts in contribution_chunks(clf, X):
+        total = total + np.abs(centred(parts.logits.sum(1))).sum(0).mean(-1)    # (L,)
+        n += len(parts.gates)
+    per_column = total / n
     names = parts.columns[:-1]
     return (pd.Series(per_column[:-1], index=pd.Index(names, name="column"), name="importance")
             .sort_values(ascending=False, kind="stable"))
@@ -219,15 +275,18 @@ def gate_shift(clf: Any, X_a: Any, X_b: Any, *, groups: tuple[str, str] = ("trai
     The mean gate of each column (and of the target's own slot) in each group, averaged over
     the rows (and over the heads unless ``by_head``), and ``shift`` = second minus first.
     Under covariate shift the gating network reads the new rows' categories, so the mixture
-    weighs the columns differently (paper.md section 4). Returns a DataFrame indexed by
+    weighs the columns differently (docs/paper.md section 4). Returns a DataFrame indexed by
     column (and head) with columns ``gate_<group>`` and ``shift``.
     """
     if len(groups) != 2 or groups[0] == groups[1]:
         raise ValueError(f"groups must be two different names, got {groups!r}")
     means = []
     for X in (X_a, X_b):
-        parts = mixture_contributions(clf, X)
-        gates = parts.gates.mean(0)                                             # (H, L)
+        total, n = 0.0, 0
+        for parts in contribution_chunks(clf, X):
+            total = total + parts.gates.sum(0)                                  # (H, L)
+            n += len(parts.gates)
+        gates = total / n
         means.append(gates if by_head else gates.mean(0, keepdims=True))
     columns = parts.columns
     heads = means[0].shape[0]

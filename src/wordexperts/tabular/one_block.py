@@ -3,7 +3,7 @@
 :func:`wordexperts.core.training.fit_mlm` trains any model with PyTorch autograd; at the paper's
 tabular sizes (6 positions, 20 dimensions) a step costs about 5 ms whatever the batch, nearly
 all of it per-operation overhead. For one block the single-pass
-objective (paper.md section 3) has a short closed-form gradient, computed here over a flat
+objective (docs/paper.md section 3) has a short closed-form gradient, computed here over a flat
 parameter buffer in a batch-last layout (every array's last axis runs over the rows, so the
 short axes — positions, heads, features — never form the inner loop), with Adam on the flat
 buffer. Same loss and gradient as :func:`wordexperts.core.training.mlm_loss` (tested in float64).
@@ -37,6 +37,7 @@ import torch
 from wordexperts.core.attention import BidirectionalAttention, Method, as_ids
 from wordexperts.core.loop import History, linear_warmup_decay, run_loop
 from wordexperts.core.threads import single_thread
+from wordexperts.tabular.encoding import Soft
 
 __all__ = ["WARMUP", "OneBlockMLM", "OutputClasses", "PositionSample", "fit_one_block",
            "paper_init"]
@@ -90,25 +91,6 @@ class OutputClasses:
     @property
     def largest(self) -> int:
         return int(self.sizes.max())
-
-
-@dataclass
-class Soft:
-    """Cells read between two words: cell ``(j, b)``'s input is ``(1 - frac) E[x_jb] +
-    frac E[upper_jb]`` (a numeric value between two bins' medians). Arrays shaped like the
-    word ids; ``frac`` 0 (and ``upper`` anything valid) for a cell that is one word."""
-
-    upper: np.ndarray
-    frac: np.ndarray
-
-    def rows(self, rows: np.ndarray | slice) -> Soft:
-        """Those rows of row-major arrays (n, L)."""
-        return Soft(self.upper[rows], self.frac[rows])
-
-    def take(self, rows: np.ndarray) -> Soft:
-        """Those rows of row-major arrays, batch last: (L, len(rows))."""
-        part = self.rows(rows)
-        return Soft(part.upper.T, part.frac.T)
 
 
 class PositionSample:
@@ -276,7 +258,7 @@ class OneBlockMLM:
         """The block's output at every position ``i`` with ``x_i`` masked: ``h`` (d, L, B);
         with ``queries`` (sorted positions, Q of them) at those only: (d, Q, B).
 
-        One pass (paper.md section 3): the query at ``i`` is the mask's, and so are the key
+        One pass (docs/paper.md section 3): the query at ``i`` is the mask's, and so are the key
         and value at ``j = i``. ``rng``: dropout draws (``None``: none).
         """
         cfg = self.config

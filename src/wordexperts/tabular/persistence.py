@@ -1,15 +1,21 @@
 """Saving and loading a fitted :class:`WordExpertsClassifier`: safetensors + JSON, no pickle.
 
 A saved model is a folder with ``model.safetensors`` (the weights, each binned column's
-edges and bin values) and ``model.json`` (settings, config, categories, vocabulary,
-history). :func:`load` checks what it reads: a file that does not parse, or fields that
-disagree with each other (say, a class list shorter than the target's words), raise a
-``ValueError`` naming the file and the field.
+edges and bin values) and ``model.json`` (the format and library versions, parameters, the
+settings the fit resolved, config, categories, vocabulary, history). :func:`save` writes a
+new folder beside ``path`` and moves it into place only when it is complete: a failed save
+leaves nothing behind, and a model already at ``path`` stays intact until then.
+:func:`load` checks what it reads: another format version, a file that does not parse, or
+fields that disagree with each other (say, a class list shorter than the target's words)
+raise a ``ValueError`` naming the file, the field or both versions.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +26,29 @@ from safetensors.numpy import load_file, save_file
 
 from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
 from wordexperts.core.loop import History
-from wordexperts.tabular.encoding import Column
+from wordexperts.tabular.encoding import Column, TableEncoder
 
-__all__ = ["FORMAT", "load", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
-FORMAT = "wordexperts.WordExpertsClassifier/2"
+#: The file format: its name and version. 3: ``settings`` (the fit's resolved settings) and
+#: ``library_version``; a loaded model no longer derives anything from today's presets.
+FORMAT_NAME, FORMAT_VERSION = "wordexperts.WordExpertsClassifier", 3
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 WEIGHTS, META = "model.safetensors", "model.json"
 
 
 def save(clf: Any, path: str | Path) -> None:
-    """Write the fitted ``clf`` to the folder ``path`` (created if needed)."""
+    """Write the fitted ``clf`` to the folder ``path``, atomically: the files are written to
+    a new folder beside it, which replaces ``path`` only once complete."""
+    from wordexperts import __version__
+
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cannot save to {path}: it is a file, not a folder")
+    encoder = clf.encoder_
     tensors = {f"model.{k}": v.detach().cpu().numpy() for k, v in clf.model_.state_dict().items()}
     columns = []
-    for j, column in enumerate(clf.columns_):
+    for j, column in enumerate(encoder.columns):
         entry: dict[str, Any] = {"name": column.name,
                                  "categories": _to_json_list(column.categories, column.name),
                                  "dtype": column.categories.dtype.str}
@@ -43,16 +57,21 @@ def save(clf: Any, path: str | Path) -> None:
             tensors[f"column.{j}.bin_values"] = column.bin_values
             entry["n_bins"] = len(column.categories)
         columns.append(entry)
+    params, unsaved = _json_params(clf.get_params())
     meta = {
         "format": FORMAT,
-        "params": clf.get_params(),
+        "library_version": __version__,
+        "params": params,
+        "params_not_saved": unsaved,
+        "settings": clf.settings_,
         "config": clf.model_.config.to_dict(),
         "classes": _to_json_list(clf.classes_, "y"),
         "classes_dtype": clf.classes_.dtype.str,
         "columns": columns,
-        "vocabulary": clf.vocabulary_,
-        "words": [w.tolist() for w in clf.words_],
+        "vocabulary": encoder.vocabulary,
+        "words": [w.tolist() for w in encoder.words],
         "n_features_in": clf.n_features_in_,
+        "target_name": getattr(clf, "target_name_", None),
         "feature_names_in": (list(clf.feature_names_in_)
                              if hasattr(clf, "feature_names_in_") else None),
         "history": clf.history_.to_dict(),
@@ -60,8 +79,46 @@ def save(clf: Any, path: str | Path) -> None:
         "objective": clf.objective_,
         "objective_losses": clf.objective_losses_,
     }
-    save_file(tensors, str(path / WEIGHTS))
-    (path / META).write_text(json.dumps(meta, indent=1))
+    text = json.dumps(meta, indent=1)         # fails here, before anything is written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{path.name}.saving-", dir=path.parent))
+    try:
+        save_file(tensors, str(new / WEIGHTS))
+        (new / META).write_text(text)
+        _replace_folder(new, path)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+
+
+def _replace_folder(new: Path, path: Path) -> None:
+    """Move the complete folder ``new`` to ``path``; an existing ``path`` is set aside first
+    and removed only after the move (on failure it is put back)."""
+    if not path.exists():
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _json_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON-able parameters, and the others (a NumPy generator as ``random_state``) by
+    their ``repr``: saved as ``None``, as they play no part in predictions."""
+    kept, unsaved = {}, {}
+    for name, value in params.items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            kept[name], unsaved[name] = None, repr(value)
+        else:
+            kept[name] = value
+    return kept, unsaved
 
 
 class _Invalid(ValueError):
@@ -86,10 +143,7 @@ def load(cls: type, path: str | Path) -> Any:
         meta = json.loads(meta_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{meta_file} is not a valid saved model: not JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{meta_file} is not a valid saved model: not a saved "
-                         f"WordExpertsClassifier (format {found!r}, expected {FORMAT!r})")
+    _check_format(meta, meta_file)
     try:
         tensors = load_file(str(weights_file))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -101,6 +155,24 @@ def load(cls: type, path: str | Path) -> Any:
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{meta_file} is not a valid saved model: bad or missing field "
                          f"{exc}") from None
+
+
+def _check_format(meta: Any, meta_file: Path) -> None:
+    """Raise unless ``meta`` is of this format version, naming both versions."""
+    from wordexperts import __version__
+
+    found = meta.get("format") if isinstance(meta, dict) else None
+    name, _, version = str(found).rpartition("/")
+    if name != FORMAT_NAME:
+        raise ValueError(f"{meta_file} is not a valid saved model: not a saved "
+                         f"WordExpertsClassifier (format {found!r}, expected {FORMAT!r})")
+    if version != str(FORMAT_VERSION):
+        written = meta.get("library_version", "0.1.x")
+        raise ValueError(
+            f"{meta_file} is a WordExpertsClassifier of format version {version} (written by "
+            f"wordexperts {written}); this wordexperts {__version__} reads format version "
+            f"{FORMAT_VERSION}: refit the model (or load it with wordexperts {written}) "
+            "and save it again")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -137,7 +209,7 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
         raise _Invalid(f"the weights in {WEIGHTS} do not fit field 'config' in {META}: "
                        f"{str(exc).splitlines()[0]} ...") from None
     model.eval()
-    clf.columns_ = []
+    encoder_columns = []
     for j, entry in enumerate(columns):
         if "n_bins" in entry:
             edges, bin_values = tensors.get(f"column.{j}.edges"), tensors.get(
@@ -154,23 +226,30 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
         _check(len(column.categories) == len(words[j]),
                f"column {column.name!r} has {len(column.categories)} categories in {META} "
                f"but {len(words[j])} entries in field 'words'")
-        clf.columns_.append(column)
-    clf.words_ = [np.array(w, dtype=np.int64) for w in words]
-    _check(all(len(w) and w.min() >= 0 and w.max() < config.vocab_size for w in clf.words_),
+        encoder_columns.append(column)
+    words = [np.array(w, dtype=np.int64) for w in words]
+    _check(all(len(w) and w.min() >= 0 and w.max() < config.vocab_size for w in words),
            f"field 'words' in {META} holds ids outside 0..vocab_size-1 = "
            f"0..{config.vocab_size - 1}")
+    settings = meta["settings"]
+    _check(isinstance(settings, dict) and settings.get("numeric") in ("interpolate", "bin",
+                                                                      "error"),
+           f"field 'settings' in {META} lacks a valid 'numeric' reading")
+    clf.encoder_ = TableEncoder(encoder_columns, classes, meta["vocabulary"], words,
+                                config.vocab_size, settings["numeric"],
+                                settings["handle_unknown"])
+    clf.settings_ = settings
     clf.model_ = model
     clf.classes_ = classes
-    clf.vocabulary_ = meta["vocabulary"]
-    clf.n_words_ = config.vocab_size
     clf.n_features_in_ = n_features
     if names is not None:
         clf.feature_names_in_ = np.array(names, dtype=object)
+    if meta["target_name"] is not None:
+        clf.target_name_ = meta["target_name"]
     clf.history_ = History.from_dict(meta["history"])
     clf.n_restarts_ = meta["n_restarts"]
-    # files written before objective="auto" fitted the objective their params name
-    clf.objective_ = meta.get("objective", meta["params"].get("objective") or "mlm")
-    clf.objective_losses_ = {str(k): float(v) for k, v in meta.get("objective_losses", {}).items()}
+    clf.objective_ = meta["objective"]
+    clf.objective_losses_ = {str(k): float(v) for k, v in meta["objective_losses"].items()}
     return clf
 
 

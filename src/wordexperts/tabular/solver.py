@@ -22,7 +22,8 @@ import torch
 from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
 from wordexperts.core.experts import to_experts
 from wordexperts.core.loop import History, planned_steps
-from wordexperts.tabular.one_block import OutputClasses, Soft, fit_one_block, paper_init
+from wordexperts.tabular.encoding import Soft
+from wordexperts.tabular.one_block import OutputClasses, fit_one_block, paper_init
 
 __all__ = ["AUTO_EARLY_STOPPING_ROWS", "AUTO_OBJECTIVE_ROWS", "MAX_VALIDATION_ROWS", "TableFit",
            "fit_table", "objectives_to_try", "position_log_proba", "prediction_rows"]

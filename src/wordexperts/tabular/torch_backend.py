@@ -2,7 +2,7 @@
 
 Same objective as :class:`wordexperts.tabular.one_block.OneBlockMLM` (tested equal in loss and
 gradient, float64): the single pass of the core model
-(:meth:`wordexperts.core.attention.Block.single_pass`, paper.md section 3), each position's
+(:meth:`wordexperts.core.attention.Block.single_pass`, docs/paper.md section 3), each position's
 softmax restricted to its own words (gathered output rows, one batched product per group of
 positions with the same class count), and each cell weighted. Dropout at the paper's Keras
 sites only — the attention output and the feed-forward output — as the NumPy trainer; the
@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from wordexperts.core.attention import BidirectionalAttention
-from wordexperts.tabular.one_block import OutputClasses, Soft
+from wordexperts.tabular.encoding import Soft
+from wordexperts.tabular.one_block import OutputClasses
 
 __all__ = ["TorchOneBlockMLM", "TorchTrainer"]
 
