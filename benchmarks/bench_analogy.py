@@ -32,6 +32,7 @@ from wordexperts.analogy import (
     paper_word_block,
     questions_path,
 )
+from wordexperts.harness.provenance import environment
 
 RESULTS = Path(__file__).parent / "results" / "bench_analogy.json"
 
@@ -124,6 +125,7 @@ def main() -> None:
         print(f"MiniLM all tokens, paper {score}, ours   {seconds:8.3f}   "
               f"{result.accuracy:.4f}     {result.n_questions}")
     RESULTS.parent.mkdir(exist_ok=True)
+    results["environment"] = environment()
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -30,6 +30,7 @@ import torch
 from wordexperts.bert.explain import cached_checkpoint, explain
 from wordexperts.core.threads import single_thread
 from wordexperts.harness.explain import save_figure, save_json
+from wordexperts.harness.provenance import environment
 
 SENTENCE = "The capital of France is [MASK]."
 LONG = ("In 1905, while working as a clerk at the patent office in Bern, the young physicist "
@@ -117,6 +118,7 @@ def main() -> None:
           f"{results['all_masks_copies_layer1_s'] * 1e3:.1f} ms "
           f"({results['all_masks_ratio_copies_layer1']:.0f}x)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    results["environment"] = environment()
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -35,6 +35,7 @@ from scipy import stats
 from wordexperts import AttentionConfig, BidirectionalAttention, fit_mlm
 from wordexperts.core.threads import single_thread
 from wordexperts.datasets import make_shift_simulation, paper_seeds
+from wordexperts.harness.provenance import code_version
 from wordexperts.harness.store import ResultStore, settings_key
 from wordexperts.tabular import WordExpertsClassifier
 
@@ -116,7 +117,7 @@ def variant_key(params: dict) -> str:
     settings = WordExpertsClassifier(**params).effective_params()
     for name in ("random_state", "verbose"):
         settings.pop(name)
-    return settings_key(settings)
+    return settings_key({**settings, "code": code_version()})
 
 
 def accuracy(names: list[str], config: str, start: int, stop: int) -> None:

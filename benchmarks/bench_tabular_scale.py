@@ -105,9 +105,10 @@ def settings(method: str) -> dict | None:
     """What a row of ``method`` was fitted with, part of its key: ours' effective params."""
     if method != "ours":
         return None
+    from wordexperts.harness.provenance import code_version
     from wordexperts.tabular import WordExpertsClassifier
 
-    return WordExpertsClassifier(random_state=0).effective_params()
+    return {**WordExpertsClassifier(random_state=0).effective_params(), "code": code_version()}
 
 
 def key(method: str, n: int, d: int, k: int, fitted_with: dict | None) -> tuple:
@@ -197,6 +198,8 @@ def report() -> None:
 
 
 def main() -> None:
+    from wordexperts.harness.provenance import environment
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cap", type=float, default=600.0, help="CPU seconds per fit")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -219,7 +222,7 @@ def main() -> None:
         for method in args.methods.split(","):
             if key(method, *case, current[method]) in done:
                 continue
-            row = run_case(method, case, args.cap)
+            row = {**run_case(method, case, args.cap), "environment": environment()}
             with RESULTS.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             shown = row.get("cpu_s", row["status"])

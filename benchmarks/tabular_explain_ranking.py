@@ -29,6 +29,7 @@ from wordexperts import WordExpertsClassifier
 from wordexperts.core.threads import single_thread
 from wordexperts.datasets import make_shift_simulation, paper_seeds
 from wordexperts.harness.markdown import markdown_table
+from wordexperts.harness.provenance import code_version, environment
 from wordexperts.tabular.explain import gate_shift, global_importance
 
 OUT = Path(__file__).parent / "results" / "tabular-explain"
@@ -36,7 +37,8 @@ CONFIGS = [(0.1, 0.0), (0.1, 0.5), (0.1, 1.5), (0.9, 0.0), (0.9, 0.5), (0.9, 1.5
 
 
 def key(corr: float, x_noise: float, seed: int) -> str:
-    return f"1_{corr}_{x_noise}/{seed}"
+    """A run's key: its config, seed and the model code's version (a change refits)."""
+    return f"1_{corr}_{x_noise}/{seed}/{code_version()}"
 
 
 def run_one(corr: float, x_noise: float, seed: int) -> dict:
@@ -110,7 +112,7 @@ def main() -> None:
             for seed in paper_seeds(20):
                 if key(corr, x_noise, seed) in done:
                     continue
-                run = run_one(corr, x_noise, seed)
+                run = {**run_one(corr, x_noise, seed), "environment": environment()}
                 with path.open("a") as f:
                     f.write(json.dumps(run) + "\n")
                 done[run["key"]] = run

@@ -48,6 +48,7 @@ the table, saves a plot and resumes from its results file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ from wordexperts.core.experts import to_experts
 from wordexperts.core.threads import single_thread
 from wordexperts.core.training import fit_mlm
 from wordexperts.harness.markdown import markdown_table
+from wordexperts.harness.provenance import code_version
 from wordexperts.harness.store import ResultStore, settings_key
 
 Salience = Literal["random", "linear"]
@@ -392,6 +394,13 @@ def fit_one(model_name: str, world: PlantedWorld, x_train: np.ndarray, x_test: n
     return records
 
 
+def results_key(settings: TheorySettings) -> str:
+    """The part of a stored result's key that says what produced it: the settings and the
+    version of the model code (:func:`~wordexperts.harness.provenance.code_version`), so a
+    change of either refits."""
+    return settings_key({"settings": dataclasses.asdict(settings), "code": code_version()})
+
+
 def run_experiment(
     settings: TheorySettings | None = None,
     *,
@@ -404,7 +413,7 @@ def run_experiment(
 
     With ``out``, each fitted model's results are appended to ``out/results.jsonl`` (a
     :class:`~wordexperts.harness.store.ResultStore` keyed by model, alpha, seed and
-    :func:`~wordexperts.harness.store.settings_key` of ``settings``) as soon as they are
+    :func:`results_key` of ``settings``) as soon as they are
     known, and results already there are not recomputed. The planted vectors' own scores
     (``model="planted"``) are computed, never stored.
     """
@@ -412,7 +421,7 @@ def run_experiment(
     alphas = [_check_alpha(a) for a in alphas]
     if not seeds:
         raise ValueError("seeds must not be empty")
-    key = settings_key(settings)
+    key = results_key(settings)
     store = ResultStore(Path(out) / RESULTS_FILE, key=RESULT_KEY) if out is not None else None
     records = [r for r in store.records() if r.get("settings") == key] if store else []
     done = {(r["model"], r["alpha"], r["seed"]) for r in records}
@@ -633,7 +642,7 @@ def run(args: argparse.Namespace) -> int:
              f"sentences; d_model={settings.d_model or world.dim}, initial embeddings sd "
              f"{1 if settings.init_std is None else settings.init_std}; "
              f"salience={settings.salience} (word {settings.word_salience}, position "
-             f"{settings.position_salience}). Settings key {settings_key(settings)}."]
+             f"{settings.position_salience}). Settings key {results_key(settings)}."]
     for heading, table in sections:
         lines += ["", f"## {heading}", "", markdown_table(table)]
     chance = 1.0 / (world.vocab_size - 3)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from wordexperts.harness import baselines
+from wordexperts.harness.provenance import code_version
 
 TARGET = "y"
 Metrics = dict[str, Any]
@@ -83,7 +84,8 @@ def attention_settings(preset: str | None = None) -> dict[str, Any]:
     # effective: the preset's values filled in, so a changed preset reruns
     params = _classifier(**kwargs).effective_params()
     params.pop("random_state", None)
-    return {"estimator": "WordExpertsClassifier", "params": params}
+    # the model code's version: a change of the code refits (docs/reproducibility.md)
+    return {"estimator": "WordExpertsClassifier", "params": params, "code": code_version()}
 
 
 # ---------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ import pandas as pd
 from wordexperts.datasets.real_shift import REAL_SHIFT_TABLES, TARGET, load_real_shift
 from wordexperts.harness.markdown import markdown_table
 from wordexperts.harness.methods import Method
+from wordexperts.harness.provenance import code_version
 from wordexperts.harness.report import interval
 from wordexperts.harness.store import add_runner_arguments, run_grid
 
@@ -158,10 +159,9 @@ def ours_settings(params: dict[str, Any], average: int = 1) -> dict[str, Any]:
 
     effective = WordExpertsClassifier(**params).effective_params()
     effective.pop("random_state", None)
-    # encoding 2: a numeric column's unseen values read as the nearest seen value (they were
-    # masked); the runs before it were made with encoding 1 and are refitted
+    # the model code's version: a change of the code refits (docs/reproducibility.md)
     return {"estimator": "WordExpertsClassifier", "params": effective, "average": average,
-            "encoding": 2}
+            "code": code_version()}
 
 
 def _encoder(categorical: list[str], numeric: list[str], *, scale: bool):

@@ -3,7 +3,9 @@
 :class:`ResultStore` is a JSON-lines file of finished results, each identified by the values
 of a few key fields; :func:`settings_key` is the one short hash of the settings that produced
 a result, part of that key, so changed settings are recomputed and unchanged ones are not.
-Every reproduction writes each finished result at once and resumes from the file:
+Each stored record carries :func:`~wordexperts.harness.provenance.environment` (versions,
+CPU kernels, git commit). Every reproduction writes each finished result at once and resumes
+from the file:
 :func:`run_grid` here (Tables 3-5), ``analogy_theory.run_experiment`` and the benchmarks.
 
 :func:`run_grid` runs a grid of (method, config, seed) fits as Dask tasks; a rerun submits
@@ -31,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from wordexperts.harness.methods import Method
+from wordexperts.harness.provenance import environment
 
 RUNS_FILE = "runs.jsonl"
 KEY = ("method", "config", "seed", "settings_hash")
@@ -97,10 +100,13 @@ class ResultStore:
         return tuple(key) in self._done
 
     def append(self, record: dict[str, Any]) -> None:
-        """Store ``record`` (JSON-able, with every key field): written and flushed now."""
+        """Store ``record`` (JSON-able, with every key field): written and flushed now, with
+        the ``environment`` that produced it (:func:`~wordexperts.harness.provenance.
+        environment`) unless the record has one."""
         missing = [field for field in self.key if field not in record]
         if missing:
             raise ValueError(f"record lacks the key field(s) {missing}")
+        record = {**record, "environment": record.get("environment", environment())}
         self.records()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as sink:
