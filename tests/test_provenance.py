@@ -77,3 +77,22 @@ def test_make_test_reruns_the_kernel_sensitive_tests(variable):
     for capability in ("avx512", "avx2", "default"):
         assert f"{variable}={capability}" in makefile
     assert "NPY_DISABLE_CPU_FEATURES" in makefile
+
+
+def test_make_installs_the_lock_and_the_lock_is_what_runs():
+    """requirements.lock pins the numerical stack and the peers exactly, make installs it,
+    and the environment running these tests is the locked one."""
+    from importlib.metadata import version
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-r requirements.lock" in makefile and "--no-deps" in makefile
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            assert pinned, f"requirements.lock: {line!r} is not pinned with =="
+            pins[name.lower().replace("_", "-")] = pinned
+    for name in ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers",
+                 "tokenizers", "catboost", "lightgbm", "pytorch-tabular", "safetensors"):
+        assert name in pins, f"requirements.lock does not pin {name}"
+        assert version(name) == pins[name], f"{name} {version(name)} is not the locked {pins[name]}"

@@ -382,9 +382,9 @@ class TableEncoder:
     >>> X = pd.DataFrame({"size": ["S", "L", "S"], "n": [1.0, 2.5, 4.0]})
     >>> enc = TableEncoder.fit(X, np.array(["no", "yes"]), numeric="interpolate", n_bins=2,
     ...                        vocabulary="auto", handle_unknown="mask")
-    >>> ids, soft = enc.inputs(X)
-    >>> ids.tolist(), soft.frac[:, 1].round(2).tolist()          # the target slot: mask 7
-    ([[1, 2, 7], [0, 3, 7], [1, 4, 7]], [0.0, 0.0, 0.0])
+    >>> ids, soft = enc.inputs(X)      # "n" in 2 bins: 2.5 a third of the way between them
+    >>> ids.tolist(), [round(float(f), 2) for f in soft.frac[:, 1]]   # target slot: mask 6
+    ([[1, 2, 6], [0, 2, 6], [1, 3, 6]], [0.0, 0.33, 0.0])
     """
 
     columns: list[Column]

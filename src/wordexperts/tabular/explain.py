@@ -102,7 +102,7 @@ def chunk_rows(config: Any, n_classes: int) -> int:
     >>> chunk_rows(AttentionConfig(vocab_size=10, seq_len=6, n_heads=5), 3)
     4096
     >>> chunk_rows(AttentionConfig(vocab_size=10, seq_len=101, d_model=20, n_heads=5), 3)
-    830
+    698
     """
     per_row = (config.n_heads * config.seq_len * (config.d_model + n_classes)
                + config.d_model ** 2)
