@@ -10,7 +10,8 @@ EXTRAS := data,bert,peers,dev
 # and not on a user's machine (docs/reproducibility.md).
 KERNEL_TESTS := tests/test_core.py tests/test_cbow.py tests/test_training.py tests/test_bert.py \
 	tests/test_explain.py tests/test_tabular.py tests/test_tabular_training.py \
-	tests/test_tabular_explain.py tests/test_fitted_model.py tests/test_provenance.py
+	tests/test_tabular_explain.py tests/test_fitted_model.py tests/test_provenance.py \
+	tests/test_missing.py
 # NumPy's dispatched features above its x86-64-v2 baseline (unknown names are ignored)
 NPY_AVX512 := X86_V4 AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR
 NPY_AVX2   := X86_V3 AVX2 FMA3 $(NPY_AVX512)

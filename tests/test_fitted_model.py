@@ -139,9 +139,9 @@ def test_explanations_run_in_row_chunks(fitted, table, monkeypatch):
     seen = []
     original = explain._contributions
 
-    def spy(clf, engine, inputs):
+    def spy(clf, engine, inputs, absent):
         seen.append(len(inputs))
-        return original(clf, engine, inputs)
+        return original(clf, engine, inputs, absent)
 
     monkeypatch.setattr(explain, "CHUNK_VALUES", 3000)             # a few rows a chunk
     monkeypatch.setattr(explain, "_contributions", spy)

@@ -13,6 +13,10 @@ self-attention follow, then an output layer over the ``V`` words::
 ``masked_log_probs(x)`` gives ``log p(x_i | x_-i)`` for every position ``i``: the output at
 ``i`` when ``x_i`` is replaced by the mask. With one block this is one pass over the
 unmasked row (section 3); with more it runs the ``L`` masked copies.
+
+With ``absent_experts=True`` a context position that holds the mask id (a missing cell) is an
+absent expert: its key is masked out of every other position's gate softmax, so the gates
+renormalize over the cells present; a query's own masked slot always stays.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class AttentionConfig:
     ``vocab_size`` words (ids ``0..V-1``) plus the mask id ``V``; rows of ``seq_len`` positions.
     ``d_ff``, ``dropout`` and ``ln_eps`` only matter for ``block="bert"`` (dropout also
     applies to the attention weights of either block, as in PyTorch's encoder layer).
+    ``absent_experts``: a position holding the mask id is left out of every other position's
+    gate softmax (a missing cell read as an absent expert) instead of read as the mask word.
 
     >>> AttentionConfig(vocab_size=10, seq_len=6).mask_id
     10
@@ -50,6 +56,8 @@ class AttentionConfig:
     d_ff: int = 5
     dropout: float = 0.0
     ln_eps: float = 1e-6
+    # NOTE: not in the paper, which reads a missing context cell as the mask word
+    absent_experts: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "d_model", "n_heads", "n_layers", "d_ff"):
@@ -69,6 +77,15 @@ class AttentionConfig:
             raise ValueError(f"AttentionConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.ln_eps > 0:
             raise ValueError(f"AttentionConfig.ln_eps must be positive, got {self.ln_eps!r}")
+        if not isinstance(self.absent_experts, bool | np.bool_):
+            raise ValueError(f"AttentionConfig.absent_experts must be a bool, got "
+                             f"{self.absent_experts!r}")
+        self.absent_experts = bool(self.absent_experts)
+
+    def absent(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The absent cells of word ids ``x`` (..., L): those holding the mask id, with
+        ``absent_experts``; ``None`` (every cell present) otherwise."""
+        return (x == self.mask_id) if self.absent_experts else None
 
     @property
     def mask_id(self) -> int:
@@ -139,6 +156,25 @@ def gate_softmax(scores: torch.Tensor) -> torch.Tensor:
     return scores.transpose(-1, -2).softmax(-2).transpose(-1, -2)
 
 
+def absent_keys(scores: torch.Tensor, absent: torch.Tensor | None) -> torch.Tensor:
+    """Gate scores (..., H, Li, Lj) with the keys of absent cells (..., Lj) set to -inf for
+    every query but their own position (``i = j`` stays: a query's own slot is never
+    absent, so every gate has a key left).
+
+    >>> s = torch.zeros(1, 1, 3, 3)
+    >>> gate_softmax(absent_keys(s, torch.tensor([[False, True, False]])))[0, 0]
+    tensor([[0.5000, 0.0000, 0.5000],
+            [0.3333, 0.3333, 0.3333],
+            [0.5000, 0.0000, 0.5000]])
+    """
+    if absent is None:
+        return scores
+    length = scores.shape[-1]
+    eye = torch.eye(length, dtype=torch.bool, device=scores.device)
+    drop = absent[..., None, None, :] & ~eye                             # (..., 1, Li, Lj)
+    return scores.masked_fill(drop, float("-inf"))
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product attention, parameters laid out as ``nn.MultiheadAttention``.
 
@@ -188,6 +224,8 @@ class Block(nn.Module):
     ways by ``load_state_dict`` (see :func:`to_torch_encoder_layer`).
 
     Shapes: ``forward``: (B, L, d) -> (B, L, d); ``single_pass``: (B, L, d), (L, d) -> (B, L, d).
+    Both take ``absent`` (B, L) bool or None: the cells left out of other positions' gates
+    (:func:`absent_keys`).
     """
 
     def __init__(self, config: AttentionConfig) -> None:
@@ -208,13 +246,14 @@ class Block(nn.Module):
             self.dropout1 = nn.Dropout(config.dropout)
             self.dropout2 = nn.Dropout(config.dropout)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, absent: torch.Tensor | None = None) -> torch.Tensor:
         attn = self.self_attn
         q, k, v = attn.heads(h, "qkv")
-        a = gate_softmax(attn.scores(q, k))
+        a = gate_softmax(absent_keys(attn.scores(q, k), absent))
         return self.link(attn.merge(a, v), h)
 
-    def single_pass(self, e: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def single_pass(self, e: torch.Tensor, m: torch.Tensor,
+                    absent: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs at every position ``i`` as if ``x_i`` were masked, from one pass (section 3).
 
         ``e``: unmasked embeddings (B, L, d); ``m``: mask embeddings ``E[M] + P`` (L, d).
@@ -227,7 +266,7 @@ class Block(nn.Module):
         s = attn.scores(q_mask, k)                                              # (B, H, L, L)
         eye = torch.eye(e.shape[1], dtype=torch.bool, device=e.device)
         s_self = (q_mask * k_mask).sum(-1) / math.sqrt(q_mask.shape[-1])       # (H, L)
-        a = gate_softmax(torch.where(eye, s_self.unsqueeze(-1), s))
+        a = gate_softmax(absent_keys(torch.where(eye, s_self.unsqueeze(-1), s), absent))
         a = attn.dropout(a)
         # sum_j a_ij v_j, with v_i swapped for the mask's value at j = i
         ctx = a @ v + a.diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * (v_mask - v)
@@ -362,9 +401,10 @@ class BidirectionalAttention(MaskedLanguageModel):
         return self.word_embeddings.weight[: self.config.vocab_size]
 
     def forward(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        h = self.embed(as_ids(x, self.config))
+        x = as_ids(x, self.config)
+        h, absent = self.embed(x), self.config.absent(x)
         for layer in self.layers:
-            h = layer(h)
+            h = layer(h, absent)
         return self.output(h)
 
     @property
@@ -373,7 +413,8 @@ class BidirectionalAttention(MaskedLanguageModel):
         return self.config.n_layers == 1
 
     def single_pass_logits(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.layers[0].single_pass(self.embed(x), self.mask_embeddings())
+        h = self.layers[0].single_pass(self.embed(x), self.mask_embeddings(),
+                                       self.config.absent(x))
         return self.output(h)
 
 

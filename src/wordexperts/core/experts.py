@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from wordexperts.core.attention import (
     AttentionConfig,
     BidirectionalAttention,
+    absent_keys,
     as_ids,
     masked_copies,
 )
@@ -164,7 +165,9 @@ class ExpertEngine:
 
     Shapes (``L`` positions, ``H`` heads): ``mask_gates``: (..., L) -> (..., H, L, L);
     ``mask_experts``: (..., L) -> (..., H, L, L, d); ``masked_hidden``: (..., L) ->
-    (..., L, d); ``trace``: (..., L) -> :class:`ExpertTrace`.
+    (..., L, d); ``trace``: (..., L) -> :class:`ExpertTrace`. ``absent`` (..., L) bool or
+    None: cells that are absent experts, left out of the other positions' gates
+    (:func:`~wordexperts.core.attention.absent_keys`).
     """
 
     def __init__(self, layers: Sequence[ExpertLayer], *, n_heads: int,
@@ -194,11 +197,12 @@ class ExpertEngine:
         """``W h + b`` split into heads: (..., L, d) -> (..., H, L, dh)."""
         return F.linear(h, w, b).unflatten(-1, (self.n_heads, self.d_head)).transpose(-3, -2)
 
-    def gate(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def gate(self, q: torch.Tensor, k: torch.Tensor, absent: torch.Tensor | None = None
+             ) -> torch.Tensor:
         """``softmax_j(q_i . k_j / sqrt(dh))``: (..., H, L, dh) twice -> (..., H, L, L)."""
         # scaled as transformers does (product, then * dh^-1/2): BERT's scores reach ~90,
         # so in float32 another rounding order alone moves gates by ~1e-6
-        return ((q @ k.transpose(-1, -2)) * self.d_head**-0.5).softmax(-1)
+        return absent_keys((q @ k.transpose(-1, -2)) * self.d_head**-0.5, absent).softmax(-1)
 
     def layer_experts(self, layer: int, h: torch.Tensor) -> torch.Tensor:
         """Layer ``layer``'s experts ``nu^h_j = Wo_h (Wv_h h_j + bv_h)``: (..., L, d) ->
@@ -208,13 +212,14 @@ class ExpertEngine:
         w_o = w.w_o.view(self.d_model, self.n_heads, self.d_head)
         return torch.einsum("...hjk,dhk->...hjd", v, w_o)
 
-    def mask_gates(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+    def mask_gates(self, ids: torch.Tensor, *, mask_id: int,
+                   absent: torch.Tensor | None = None) -> torch.Tensor:
         """Layer 1's gates ``pi^h_ij`` at every masked position ``i`` from one pass:
         (..., L) -> (..., H, L, L).
 
         Row ``i`` is the gate when ``x_i`` is replaced by the mask: the query comes from
         ``m_i`` alone (the gating network), the keys are those of the row's words except at
-        ``j = i``, read as the mask (section 3).
+        ``j = i``, read as the mask (section 3); an ``absent`` cell gets no gate.
         """
         w = self.layers[0].attention
         m = self.mask_embeddings(self.length(ids), mask_id=mask_id)
@@ -223,7 +228,7 @@ class ExpertEngine:
         k_mask = self.heads(m, w.w_k, w.b_k)
         eye = torch.eye(self.length(ids), dtype=torch.bool)
         scores = torch.where(eye, u @ k_mask.transpose(-1, -2), u @ k.transpose(-1, -2))
-        return (scores * self.d_head**-0.5).softmax(-1)
+        return absent_keys(scores * self.d_head**-0.5, absent).softmax(-1)
 
     def mask_experts(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
         """Layer 1's experts at every masked position: (..., L) -> (..., H, L_i, L_j, d).
@@ -236,31 +241,35 @@ class ExpertEngine:
         eye = torch.eye(self.length(ids), dtype=torch.bool).unsqueeze(-1)
         return torch.where(eye, nu_mask.unsqueeze(-3), nu.unsqueeze(-3))
 
-    def masked_hidden(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+    def masked_hidden(self, ids: torch.Tensor, *, mask_id: int,
+                      absent: torch.Tensor | None = None) -> torch.Tensor:
         """The last layer's output at each masked position ``i``: (..., L) -> (..., L, d).
 
         One layer: the link of layer 1's mixture at every masked position, from one pass.
         Several layers: the ``L`` masked copies, recomputed layer by layer (mixture of MoEs).
         """
         if self.n_layers == 1:
-            z = self.mask_mixture(ids, mask_id=mask_id)
+            z = self.mask_mixture(ids, mask_id=mask_id, absent=absent)
             m = self.mask_embeddings(self.length(ids), mask_id=mask_id)
             return self.layers[0].link(z, m.expand_as(z))
         if ids.is_floating_point():
             raise ValueError("input embeddings need a one-layer model: the masked copies of "
                              "several layers are built from word ids")
-        hidden = self.trace(masked_copies(ids, mask_id)).hidden[-1]          # (..., Li, L, d)
+        copies = masked_copies(ids, mask_id)
+        hidden = self.trace(copies, absent=None if absent is None
+                            else absent.unsqueeze(-2) | (copies == mask_id)).hidden[-1]
         return hidden.diagonal(dim1=-3, dim2=-2).transpose(-1, -2)
 
-    def mask_mixture(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
+    def mask_mixture(self, ids: torch.Tensor, *, mask_id: int,
+                     absent: torch.Tensor | None = None) -> torch.Tensor:
         """Layer 1's mixture ``z_i = sum_h sum_j pi^h_ij nu^h(x_j, j) + bo`` at every masked
         position ``i`` (``x_i`` read as the mask): (..., L) -> (..., L, d)."""
-        gates = self.mask_gates(ids, mask_id=mask_id)                        # (..., H, Li, Lj)
+        gates = self.mask_gates(ids, mask_id=mask_id, absent=absent)         # (..., H, Li, Lj)
         experts = self.mask_experts(ids, mask_id=mask_id)                    # (..., H, Li, Lj, d)
         z = torch.einsum("...hij,...hijd->...id", gates, experts)
         return z + self.layers[0].attention.b_o
 
-    def trace(self, ids: torch.Tensor) -> ExpertTrace:
+    def trace(self, ids: torch.Tensor, absent: torch.Tensor | None = None) -> ExpertTrace:
         """Recompute the stack on ``ids`` (as given, masks included) layer by layer.
 
         Each layer: gates ``softmax_j(q_i . k_j / sqrt(dh))`` per head, experts
@@ -272,7 +281,7 @@ class ExpertEngine:
         hidden, gates, experts = [h], [], []
         for n, layer in enumerate(self.layers):
             w = layer.attention
-            g = self.gate(self.heads(h, w.w_q, w.b_q), self.heads(h, w.w_k, w.b_k))
+            g = self.gate(self.heads(h, w.w_q, w.b_q), self.heads(h, w.w_k, w.b_k), absent)
             nu = self.layer_experts(n, h)
             h = layer.link(mixture(g, nu) + w.b_o, h)
             hidden.append(h)
@@ -357,6 +366,27 @@ class ContinuousWordExperts(ExpertEngine):
             return x.to(self.word_embeddings.dtype)
         return as_ids(x, self.config)
 
+    def _absent(self, x: torch.Tensor, absent: torch.Tensor | np.ndarray | None
+                ) -> torch.Tensor | None:
+        """The absent cells (B, L) of checked inputs ``x``: from the ids (those holding the
+        mask, with ``config.absent_experts``), or as given with input embeddings."""
+        cfg = self.config
+        if absent is not None:
+            if not cfg.absent_experts:
+                raise ValueError("absent= needs a model with AttentionConfig.absent_experts")
+            absent = torch.as_tensor(np.asarray(absent) if not isinstance(absent, torch.Tensor)
+                                     else absent, dtype=torch.bool)
+            if tuple(absent.shape) != tuple(x.shape[:2]):
+                raise ValueError(f"absent must be (B, L) = {tuple(x.shape[:2])}, "
+                                 f"got {tuple(absent.shape)}")
+            return absent
+        if not cfg.absent_experts:
+            return None
+        if x.is_floating_point():
+            raise ValueError("this model reads missing cells as absent experts: with input "
+                             "embeddings, give absent= (B, L), the cells that are missing")
+        return cfg.absent(x)
+
     @property
     def experts(self) -> WordExperts:
         """Layer 1's experts of every word (mask included) at every position, (H, L, V+1, d)."""
@@ -375,23 +405,27 @@ class ContinuousWordExperts(ExpertEngine):
         return self.output(self.layers[0].attention.b_o)
 
     @torch.no_grad()
-    def gates(self, x: torch.Tensor | np.ndarray, *, layer: int = 0) -> torch.Tensor:
+    def gates(self, x: torch.Tensor | np.ndarray, *, layer: int = 0,
+              absent: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """Mixture weights ``pi_ij`` of layer ``layer`` (0-based) at each masked position ``i``.
 
         (B, L) -> (B, H, L, L): row ``i`` is the gate over context positions ``j`` when ``x_i``
         is masked; non-negative, summing to one over ``j``. Layer 0 is the gating network
         (section 2: the masked query is a per-position constant), from one pass; deeper
         layers' gates are computed from the previous layer's mixtures (mixture of MoEs), on
-        the ``L`` masked copies.
+        the ``L`` masked copies. With ``config.absent_experts`` a cell holding the mask id gets
+        no gate from the other positions (with input embeddings: give ``absent`` (B, L)).
         """
         x = self._ids(x)
+        absent = self._absent(x, absent)
         if not 0 <= layer < self.config.n_layers:
             raise ValueError(f"layer must be in 0..{self.config.n_layers - 1}, got {layer}")
         if layer == 0:
-            return self.mask_gates(x, mask_id=self.config.mask_id)
+            return self.mask_gates(x, mask_id=self.config.mask_id, absent=absent)
         if x.is_floating_point():
             raise ValueError("gates of deeper layers need word ids, not input embeddings")
-        gates = self.trace(masked_copies(x, self.config.mask_id)).gates[layer]  # (B,Li,H,L,L)
+        copies = masked_copies(x, self.config.mask_id)
+        gates = self.trace(copies, absent=self.config.absent(copies)).gates[layer]
         return gates.diagonal(dim1=1, dim2=3).movedim(-1, 2)
 
     @torch.no_grad()
@@ -420,7 +454,8 @@ class ContinuousWordExperts(ExpertEngine):
         return self.expert_values(x) @ self.output_weight.T
 
     @torch.no_grad()
-    def masked_log_probs(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def masked_log_probs(self, x: torch.Tensor | np.ndarray, *,
+                         absent: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
         """``log p(x_i | x_-i)`` from gates and experts alone: (B, L) -> (B, L, V).
 
         - One plain layer, any number of heads: ``log softmax(c' + sum_h sum_j pi^h_ij
@@ -431,7 +466,9 @@ class ContinuousWordExperts(ExpertEngine):
           (mixture of MoEs), on the ``L`` masked copies.
         """
         x = self._ids(x)
-        return self.output(self.masked_hidden(x, mask_id=self.config.mask_id)).log_softmax(-1)
+        absent = self._absent(x, absent)
+        return self.output(self.masked_hidden(x, mask_id=self.config.mask_id, absent=absent)
+                           ).log_softmax(-1)
 
 
 def to_experts(model: BidirectionalAttention) -> ContinuousWordExperts:

@@ -68,14 +68,16 @@ class Column:
     (the inner edges between its codes) and ``bin_values`` (each code's value: the training
     median of a quantile bin, whose category is its index, or the value itself for a column
     of at most ``n_bins`` values); a value reads as the code whose interval holds it, so an
-    unseen value as the nearest seen one. ``bin_values`` is what
-    ``WordExpertsClassifier.impute`` fills in.
+    unseen value as the nearest seen one. ``binned``: the column was cut into quantile bins
+    (``WordExpertsClassifier.impute`` fills such a cell with the expected value over the
+    bins' medians; a column of few values, with the most probable one).
     """
 
     name: str
     categories: np.ndarray
     edges: np.ndarray | None = None
     bin_values: np.ndarray | None = None
+    binned: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -219,7 +221,8 @@ def fit_column(values: np.ndarray, name: str, *, numeric: str, n_bins: int) -> C
             codes = np.searchsorted(edges, present, side="left")
             bin_values = np.array([np.median(present[codes == k])
                                    for k in range(len(edges) + 1)])
-            return Column(name, np.arange(len(edges) + 1), edges=edges, bin_values=bin_values)
+            return Column(name, np.arange(len(edges) + 1), edges=edges, bin_values=bin_values,
+                          binned=True)
         if kind == "f" and np.all(distinct == np.round(distinct)):
             distinct = distinct.astype(np.int64)        # integers stored as floats
         # each value its own bin: an unseen value reads as the nearest seen one

@@ -58,11 +58,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "batch_size": 128,
              "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto", "vocabulary": "auto",
              "early_stopping": False, "numeric": "interpolate", "objective": "auto",
-             "max_positions": 32},
+             "max_positions": 32, "missing": "mask", "context_corruption": 0.0},
     "paper": {"method": "copies", "epochs": 200, "max_steps": None, "batch_size": 128,
               "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1, "vocabulary": "shared",
               "early_stopping": False, "numeric": "bin", "objective": "mlm",
-              "max_positions": None},
+              "max_positions": None, "missing": "mask", "context_corruption": 0.0},
 }
 #: ``dropout="auto"`` (the fast preset's): this dropout on tables with fewer than
 #: ``AUTO_DROPOUT_ROWS`` training rows per category, none on larger ones. Chosen on the
@@ -74,7 +74,7 @@ AUTO_DROPOUT = 0.1
 AUTO_DROPOUT_ROWS = 20
 _PRESET_PARAMS = ("method", "epochs", "max_steps", "batch_size", "lr", "lr_schedule",
                   "dropout", "vocabulary", "early_stopping", "numeric", "objective",
-                  "max_positions")
+                  "max_positions", "missing", "context_corruption")
 
 
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
@@ -121,6 +121,15 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         Quantile bins of a numeric column, learned on the training data.
     handle_unknown : {"mask", "error"}
         A category not seen in training: read as the mask (missing), with a warning, or raise.
+    missing : {"absent", "mask"} or None
+        How a missing cell (NaN, None, or an unknown category) is read as context:
+        ``"absent"``: an absent expert, left out of every gate softmax, so the gates
+        renormalize over the cells present (the mixture's own way to marginalize it);
+        ``"mask"``: as the mask word (the paper's). ``None``: the preset's.
+    context_corruption : float in [0, 1) or None
+        While fitting, each cell of a batch is read as missing with this probability, as
+        context only (its own prediction is kept): the model learns to predict from partial
+        rows. ``None``: the preset's.
     d_model, n_heads, d_ff : model shape (the paper's: 20, 5, 5).
     dropout : dropout on the attention and feed-forward outputs in training (as the paper's
         block); ``"auto"``: :data:`AUTO_DROPOUT` on tables with fewer than
@@ -207,6 +216,8 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         epochs: int | None = None,
         max_steps: int | None = None,
         max_positions: int | None = None,
+        missing: Literal["absent", "mask"] | None = None,
+        context_corruption: float | None = None,
         batch_size: int | None = None,
         lr: float | None = None,
         lr_schedule: Literal["constant", "linear"] | None = None,
@@ -231,6 +242,8 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.max_steps = max_steps
         self.max_positions = max_positions
+        self.missing = missing
+        self.context_corruption = context_corruption
         self.batch_size = batch_size
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -268,7 +281,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         s = self.effective_params()
         choices = {"objective": ("auto", "mlm", "target"), "method": ("single_pass", "copies"),
                    "vocabulary": ("auto", "shared", "per_column"),
-                   "numeric": ("interpolate", "bin", "error"),
+                   "numeric": ("interpolate", "bin", "error"), "missing": ("absent", "mask"),
                    "handle_unknown": ("mask", "error"), "lr_schedule": ("constant", "linear"),
                    "early_stopping": ("auto", True, False)}
         for name, allowed in choices.items():
@@ -288,6 +301,12 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         if s["dropout"] != "auto" and not (isinstance(s["dropout"], numbers.Real)
                                            and 0 <= s["dropout"] < 1):
             raise ValueError(f"dropout must be 'auto' or in [0, 1), got {s['dropout']!r}")
+        if not (isinstance(s["context_corruption"], numbers.Real)
+                and not isinstance(s["context_corruption"], bool)
+                and 0 <= s["context_corruption"] < 1):
+            raise ValueError(f"context_corruption must be in [0, 1), got "
+                             f"{s['context_corruption']!r}")
+        s["context_corruption"] = float(s["context_corruption"])
         if not (isinstance(s["lr"], numbers.Real) and s["lr"] > 0):
             raise ValueError(f"lr must be a positive number, got {s['lr']!r}")
         if not (isinstance(s["validation_fraction"], numbers.Real)
@@ -339,7 +358,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         config = AttentionConfig(
             vocab_size=self.encoder_.n_words, seq_len=codes.shape[1], d_model=s["d_model"],
             n_heads=s["n_heads"], block="bert", d_ff=s["d_ff"], dropout=s["dropout"],
-            ln_eps=1e-6,
+            ln_eps=1e-6, absent_experts=s["missing"] == "absent",
         )  # ln_eps: the paper's Keras LayerNormalization
         ids = self.encoder_.ids(codes)
         weight = codes >= 0                             # observed cells
@@ -418,14 +437,17 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[best]
 
     def impute(self, X: Any) -> pd.DataFrame:
-        """``X`` with every missing (NaN, None) cell replaced by its most probable category.
+        """``X`` with every missing (NaN, None) cell filled in from the row's observed cells.
 
-        All missing cells of a row are read as the mask at once and each is predicted from
-        the row's observed cells. A binned numeric column gets the median of the predicted
-        bin. ``X`` may also hold the target column (named as ``y`` was in ``fit``:
-        ``target_name_``): its observed cells are then read as context, and its missing ones
-        filled with the predicted class; without it the target is read as the mask. Returns
-        a DataFrame with ``X``'s columns and index.
+        All missing cells of a row are read as missing at once (``missing``) and each is
+        predicted from the row's observed cells: a categorical cell, or a numeric column of
+        at most ``n_bins`` values, gets its most probable value; a column cut into quantile
+        bins gets the expected value under the predicted distribution over its bins (each
+        bin at its training median: the estimate of least squared error). ``X`` may also
+        hold the target column (named as ``y`` was in ``fit``: ``target_name_``): its
+        observed cells are then read as context, and its missing ones filled with the
+        predicted class; without it the target is read as missing. Returns a DataFrame with
+        ``X``'s columns and index.
         """
         name = getattr(self, "target_name_", None)
         has_target = isinstance(X, pd.DataFrame) and name is not None and name in X.columns
@@ -433,9 +455,14 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         ids, soft = self._inputs(features)
         frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(
             features, columns=[c.name for c in self.columns_])
-        slots: list[tuple[Any, np.ndarray, np.ndarray]] = [
+        def fill(column: encoding.Column) -> Any:
+            if column.binned:                   # the expected value over the bins
+                return lambda log_p: np.exp(log_p) @ column.bin_values
+            return lambda log_p: column.values(log_p.argmax(1))
+
+        slots: list[tuple[Any, np.ndarray, Any]] = [
             (c.name, np.asarray(pd.isna(encoding.column_values(features, j)), dtype=bool),
-             c.values) for j, c in enumerate(self.columns_)]
+             fill(c)) for j, c in enumerate(self.columns_)]
         if has_target:
             observed = frame[name].notna().to_numpy()
             codes = pd.Index(self.classes_).get_indexer(pd.Index(frame[name][observed],
@@ -445,14 +472,14 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"target column {name!r} holds classes not seen in fit: "
                                  f"{list(unseen[:5])}")
             ids[observed, -1] = self.words_[-1][codes]
-            slots.append((name, ~observed, self.classes_.__getitem__))
+            slots.append((name, ~observed, lambda log_p: self.classes_[log_p.argmax(1)]))
         for j, (column, missing, values_of) in enumerate(slots):
             if not missing.any():
                 continue
-            best = position_log_proba(self.model_, ids[missing], self.words_[j], j,
-                                      None if soft is None else soft.rows(missing)).argmax(1)
+            log_p = position_log_proba(self.model_, ids[missing], self.words_[j], j,
+                                       None if soft is None else soft.rows(missing))
             values = frame[column].to_numpy(dtype=object, copy=True)
-            values[missing] = values_of(best)
+            values[missing] = values_of(log_p)
             frame[column] = pd.Series(values, index=frame.index).infer_objects()
         return frame
 
@@ -461,12 +488,19 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
 
         Returns ``(n_rows, n_heads, n_features + 1)``: the mixture weights ``pi`` of the
         masked target over the positions (docs/paper.md section 2), the last entry being the
-        target's own (masked) position. Each row sums to one over the last axis.
+        target's own (masked) position. Each row sums to one over the last axis; with
+        ``missing="absent"`` a missing cell's gate is 0.
         """
-        experts, inputs = to_experts(self.model_), self.input_embeddings(X)
+        ids, soft = self._inputs(self._check_X(X))
+        experts = to_experts(self.model_)
+        absent = self.model_.config.absent(torch.from_numpy(ids.astype(np.int64)))
+        with torch.no_grad():
+            inputs = input_embeddings(self.model_, ids, soft)
         chunk = prediction_rows(self.model_.config)     # all the gates at once: n H L L
-        return np.concatenate([experts.gates(inputs[start:start + chunk])[:, :, -1, :].numpy()
-                               for start in range(0, max(len(inputs), 1), chunk)])
+        return np.concatenate([
+            experts.gates(inputs[start:start + chunk], absent=None if absent is None
+                          else absent[start:start + chunk])[:, :, -1, :].numpy()
+            for start in range(0, max(len(inputs), 1), chunk)])
 
     # ----------------------------------------------------------------- explain
     def explain(self, X: Any, *, by_head: bool = False) -> pd.DataFrame:

@@ -121,14 +121,15 @@ def contribution_chunks(clf: Any, X: Any, *, rows: int | None = None
         part = slice(start, start + rows)
         inputs = input_embeddings(model, ids[part],
                                   None if soft is None else soft.rows(part))
-        yield _contributions(clf, engine, inputs)
+        absent = model.config.absent(torch.from_numpy(ids[part].astype(np.int64)))
+        yield _contributions(clf, engine, inputs, absent)
 
 
-def _contributions(clf: Any, engine: ContinuousWordExperts, inputs: torch.Tensor
-                   ) -> MixtureContributions:
+def _contributions(clf: Any, engine: ContinuousWordExperts, inputs: torch.Tensor,
+                   absent: torch.Tensor | None) -> MixtureContributions:
     cfg = engine.config
     t = cfg.seq_len - 1
-    gates = engine.mask_gates(inputs, mask_id=cfg.mask_id)[:, :, t]             # (n, H, L)
+    gates = engine.mask_gates(inputs, mask_id=cfg.mask_id, absent=absent)[:, :, t]  # (n, H, L)
     experts = engine.layer_experts(0, inputs)                                  # (n, H, L, d)
     hidden = gates.unsqueeze(-1) * experts                                      # c^h_j
     bias = engine.layers[0].attention.b_o

@@ -259,7 +259,8 @@ class OneBlockMLM:
         with ``queries`` (sorted positions, Q of them) at those only: (d, Q, B).
 
         One pass (docs/paper.md section 3): the query at ``i`` is the mask's, and so are the key
-        and value at ``j = i``. ``rng``: dropout draws (``None``: none).
+        and value at ``j = i``. ``rng``: dropout draws (``None``: none). With
+        ``config.absent_experts``, a context cell holding the mask id gets no gate.
         """
         cfg = self.config
         dt = self.dtype
@@ -293,7 +294,9 @@ class OneBlockMLM:
         vq = vx if q == L else vx[:, :, Q]                              # v at the queries' j = i
         # gate scores of query i (always the mask's) on key j; key j = i is the mask's
         s = ((qm.transpose(0, 2, 1) * scale) @ kx).reshape(H, q, L, B)  # (H, Qi, Lj, B)
-        s[:, diag, Q, :] = ((qm * km).sum(1) * scale)[:, :, None]
+        if cfg.absent_experts:      # a missing cell (the mask id) is an absent expert
+            s[:, :, x == cfg.mask_id] = -np.inf     # its gradient is then 0 (pi_ij = 0)
+        s[:, diag, Q, :] = ((qm * km).sum(1) * scale)[:, :, None]      # own slot: always
         s -= s.max(2, keepdims=True)
         a = np.exp(s, out=s)
         a /= a.sum(2, keepdims=True)                                    # pi_ij
@@ -579,6 +582,7 @@ def fit_one_block(
     soft: Soft | None = None,
     max_positions: int | None = None,
     always_predict: Sequence[int] = (),
+    corruption: float = 0.0,
 ) -> History:
     """Fit a one-block ``model`` with Adam on the weighted MLM objective; its :class:`History`.
 
@@ -602,10 +606,15 @@ def fit_one_block(
     ``always_predict`` and a random subset of the others, ``max_positions`` in all
     (:class:`PositionSample`: the same objective on average, at a fraction of the cost).
 
+    ``corruption``: each step, each cell of the batch is read as missing (the mask id) with
+    this probability, as context only: its own prediction is unchanged (a position's own
+    cell never enters its prediction), but the other positions learn to predict without it,
+    as from the partial rows of a table with missing cells. 0: nothing is drawn.
+
     ``desc`` labels the progress bar (default ``"fit (method)"``). ``rng`` draws the
-    shuffling, the position subsets and dropout. ``device=None`` trains with the NumPy trainer
-    (:class:`OneBlockMLM`, one BLAS thread); a torch device (``"cpu"``, ``"cuda"``) trains
-    the same objective with PyTorch autograd on that device
+    shuffling, the position subsets, the corrupted cells and dropout. ``device=None`` trains
+    with the NumPy trainer (:class:`OneBlockMLM`, one BLAS thread); a torch device
+    (``"cpu"``, ``"cuda"``) trains the same objective with PyTorch autograd on that device
     (:mod:`wordexperts.tabular.torch_backend`). Leaves the model in eval mode (on the CPU).
     """
     cfg = model.config
@@ -616,6 +625,8 @@ def fit_one_block(
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if lr_schedule not in ("constant", "linear"):
         raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {lr_schedule!r}")
+    if not 0.0 <= corruption < 1.0:
+        raise ValueError(f"corruption must be in [0, 1), got {corruption!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
     if classes is None:
         classes = [np.arange(cfg.vocab_size)] * cfg.seq_len
@@ -644,6 +655,14 @@ def fit_one_block(
         if not np.isin(sample.others, weighted).any():
             sample = None
 
+    def corrupt(x: np.ndarray, s: Soft | None) -> tuple[np.ndarray, Soft | None]:
+        # NOTE: not in the paper: context cells dropped at random (x is a fresh copy)
+        if not corruption:
+            return x, s
+        drop = rng.random(x.shape) < corruption
+        x[drop] = cfg.mask_id
+        return x, None if s is None else Soft(s.upper, np.where(drop, 0, s.frac))
+
     def batch(items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Soft | None,
                                           np.ndarray | None]:
         if method == "single_pass":
@@ -653,13 +672,13 @@ def fit_one_block(
                 drawn = sample.draw(rng)
                 w = sample.apply(w, drawn)
                 queries = np.intersect1d(np.union1d(sample.always, drawn), weighted)
-            return (X[items].T, target[items].T, w,
-                    soft.take(items) if soft is not None else None, queries)
+            x, s = corrupt(X[items].T, soft.take(items) if soft is not None else None)
+            return x, target[items].T, w, s, queries
         rows, cell = np.divmod(cells[items], L)   # one cell per copy: the others weigh 0
         w = np.zeros((L, len(items)), np.float32)
         w[cell, np.arange(len(items))] = 1
-        return (X[rows].T, target[rows].T, w, soft.take(rows) if soft is not None else None,
-                fixed)
+        x, s = corrupt(X[rows].T, soft.take(rows) if soft is not None else None)
+        return x, target[rows].T, w, s, fixed
 
     if device is None:
         trainer = _NumpyTrainer(model, classes, lr=lr, rng=rng)

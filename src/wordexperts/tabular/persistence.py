@@ -56,6 +56,7 @@ def save(clf: Any, path: str | Path) -> None:
             tensors[f"column.{j}.edges"] = column.edges
             tensors[f"column.{j}.bin_values"] = column.bin_values
             entry["n_bins"] = len(column.categories)
+            entry["binned"] = column.binned
         columns.append(entry)
     params, unsaved = _json_params(clf.get_params())
     meta = {
@@ -220,7 +221,8 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
                    f"do not give {entry['n_bins']} bins")
             categories = (_from_json_list(entry["categories"], entry["dtype"])
                           if "categories" in entry else np.arange(entry["n_bins"]))
-            column = Column(entry["name"], categories, edges=edges, bin_values=bin_values)
+            column = Column(entry["name"], categories, edges=edges, bin_values=bin_values,
+                            binned=bool(entry["binned"]))
         else:
             column = Column(entry["name"], _from_json_list(entry["categories"], entry["dtype"]))
         _check(len(column.categories) == len(words[j]),

@@ -104,10 +104,11 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     prediction targets; ``"target"`` in ``objectives`` keeps only the last position's).
     ``settings``: the estimator's (``method``, ``epochs``, ``max_steps``, ``batch_size``,
     ``lr``, ``lr_schedule``, ``early_stopping``, ``validation_fraction``, ``patience``,
-    ``device``, ``max_positions``). With early stopping, or with more than one objective, a
-    random slice of the rows (:func:`validation_rows`) is held out and scored on the target's
-    log loss: early stopping keeps the weights of the best check; of several objectives (each
-    fitted on the same rows, one after the other, the target-only one always with early
+    ``device``, ``max_positions``, ``context_corruption``). With early stopping, or with more
+    than one objective, a random slice of the rows (:func:`validation_rows`) is held out and
+    scored on the target's log loss: early stopping keeps the weights of the best check; of
+    several objectives (each fitted on the same rows, one after the other, the target-only one
+    always with early
     stopping) the fit with the lowest final score is kept.
     """
     s = settings
@@ -183,6 +184,7 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
             patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
             progress=progress, desc=desc, soft=soft, max_positions=s["max_positions"],
             always_predict=(config.seq_len - 1,),                       # the target
+            corruption=s["context_corruption"],
         )
         # A target whose gates sit on its own masked slot in every head ignores every
         # feature: a degenerate solution some initializations fall into. Restart.
@@ -217,11 +219,13 @@ def input_embeddings(model: BidirectionalAttention, ids: np.ndarray, soft: Soft 
 @torch.no_grad()
 def hidden_states(model: BidirectionalAttention, ids: np.ndarray, soft: Soft | None = None
                   ) -> torch.Tensor:
-    """The block's output at every position of rows read as given: (n, L, d)."""
+    """The block's output at every position of rows read as given: (n, L, d); with
+    ``absent_experts``, cells holding the mask id are left out of the other positions' gates."""
     model.eval()
     h = input_embeddings(model, ids, soft)
+    absent = model.config.absent(torch.from_numpy(ids.astype(np.int64)))
     for layer in model.layers:
-        h = layer(h)
+        h = layer(h, absent)
     return h
 
 

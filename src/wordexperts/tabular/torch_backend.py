@@ -74,7 +74,7 @@ class TorchOneBlockMLM:
         model = self.model
         with keras_dropout_sites(model):
             return model.layers[0].single_pass(model.embed(x, upper, frac),
-                                               model.mask_embeddings())
+                                               model.mask_embeddings(), model.config.absent(x))
 
     def loss(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
              upper: torch.Tensor | None = None, frac: torch.Tensor | None = None
