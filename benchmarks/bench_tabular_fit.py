@@ -51,6 +51,7 @@ VARIANTS = {
     "epochs 240": {"epochs": 240},
     "per-column vocabulary": {"vocabulary": "per_column"},
     "target only": {"objective": "target"},
+    "absent, corruption 0.3": {"missing": "absent", "context_corruption": 0.3},
 }
 
 
