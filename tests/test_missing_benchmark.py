@@ -99,6 +99,7 @@ def test_the_report_counts_the_targets(tmp_path):
     report = missing.write_report(records, tmp_path, configs=configs,
                                   methods=["ours", "lr", "catboost"], seeds=[0, 1, 2],
                                   command="test").read_text()
+    assert "## Targets: `ours`" in report
     assert "OOD accuracy ahead of every other method: 2 of 2 tables (target 7 of 10: " \
            "missed)" in report
     assert "best OOD log loss: 2 of 2" in report

@@ -219,7 +219,7 @@ def fit_lightgbm(train: pd.DataFrame, seed: int) -> Fitted:
 
     X, y = _xy(train)
     categorical, _ = _features(train)
-    types = {c: pd.CategoricalDtype(sorted(X[c].unique())) for c in categorical}
+    types = {c: pd.CategoricalDtype(sorted(X[c].dropna().unique())) for c in categorical}
     model = LGBMClassifier(random_state=seed, n_jobs=1, verbose=-1).fit(X.astype(types), y)
     return model.classes_, lambda X_: model.predict_proba(X_.astype(types))
 
