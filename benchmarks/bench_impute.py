@@ -15,7 +15,8 @@ accuracy on the missing categorical cells and the RMSE on the missing numeric ce
 by the column's standard deviation (NRMSE), averaged over the columns. HyperImpute is not
 compared: it installs TensorFlow and CUDA wheels, which the project's environment keeps out.
 Each finished (table, rate, seed, imputer) is appended to
-``benchmarks/results/impute.jsonl`` at once (with its environment) and skipped on a rerun.
+``benchmarks/results/impute.jsonl`` at once (with its environment) and skipped on a rerun;
+the tables go to ``benchmarks/results/impute.md``.
 
     .venv/bin/python benchmarks/bench_impute.py [--tables chile oj] [--report]
 """
@@ -38,6 +39,7 @@ from wordexperts.harness.store import ResultStore, settings_key
 from wordexperts.tabular import WordExpertsClassifier
 
 RESULTS = Path(__file__).parent / "results" / "impute.jsonl"
+REPORT = RESULTS.with_suffix(".md")
 RATES = (0.1, 0.3, 0.5)
 IMPUTERS = ("ours", "simple", "iterative", "missforest")
 
@@ -130,7 +132,9 @@ def main() -> None:
                                           "imputer": name, "key": key,
                                           **scores(truth, filled, holes)})
                         print(table, rate, seed, flush=True)
-    print(report(store, args.tables))
+    text = report(store, args.tables)
+    REPORT.write_text("# Imputation quality (`benchmarks/bench_impute.py`)\n\n" + text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
