@@ -21,6 +21,7 @@ import argparse
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -156,27 +157,19 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
 
 
 def _features(clf: Any, frame: pd.DataFrame, source: Path) -> pd.DataFrame:
-    """The model's feature columns of ``frame``, in its order; numeric columns checked (the
-    first cell that is not a number is named by column and 0-based data row) and read as
-    numbers."""
+    """The model's feature columns of ``frame``, in its order, checked by the model's own
+    reading of them (text in a numeric column is named by column and 0-based data row)."""
     names = [c.name for c in clf.columns_]
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise ValueError(f"{source}: no column(s) {missing} (the model was fitted on {names})")
-    X = frame[names].copy()
-    for column in clf.columns_:
-        if not column.numeric:
-            continue
-        values = X[column.name]
-        numbers = pd.to_numeric(values, errors="coerce")
-        bad = numbers.isna() & values.notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(
-                f"{source}: column {column.name!r} is numeric in the model, but row {row} "
-                f"(0-based, not counting the header) holds {values.iloc[row]!r}, not a number"
-                f" ({int(bad.sum())} such row(s))")
-        X[column.name] = numbers
+    X = frame[names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # unseen categories warn once, when explained
+        try:
+            clf.encoder_.codes(X)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
     return X
 
 
