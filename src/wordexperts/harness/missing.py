@@ -48,18 +48,19 @@ from wordexperts.harness.methods import Method
 from wordexperts.harness.real_shift import (
     DEVELOPMENT,
     SPLIT,
-    TABLES,
     Fitted,
     _features,
     _library_settings,
     _scored,
     _xy,
+    add_grid_arguments,
+    check_grid_arguments,
     ours_method,
     parse_variant,
     summarize,
 )
 from wordexperts.harness.report import interval
-from wordexperts.harness.store import add_runner_arguments, run_grid
+from wordexperts.harness.store import run_grid
 
 SCENARIOS: dict[str, str] = {
     "complete": "no missing cells",
@@ -450,26 +451,13 @@ def write_report(records: list[dict[str, Any]], out: Path, *, configs: list[str]
 # Command
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tables", nargs="+", default=list(TABLES), metavar="TABLE",
-                        help=f"tables (default: {' '.join(TABLES)})")
+    add_grid_arguments(parser, methods=DEFAULT_METHODS, default_out="runs/missing")
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), metavar="NAME",
                         help=f"scenarios (default: all: {' '.join(SCENARIOS)})")
-    parser.add_argument("--seeds", type=int, default=5, metavar="K",
-                        help="seeds 0..K-1 (default: 5)")
-    parser.add_argument("--methods", nargs="+", default=None,
-                        help=f"methods (default: {' '.join(DEFAULT_METHODS)})")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:k=v,...",
-                        help="add our estimator with these arguments as method NAME; "
-                             "repeatable")
-    add_runner_arguments(parser, default_out="runs/missing")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    unknown = [t for t in args.tables if t not in TABLES]
-    if unknown:
-        raise ValueError(f"unknown table(s) {unknown}; choose from {list(TABLES)}")
+    check_grid_arguments(args)
     bad = [s for s in args.scenarios if s not in SCENARIOS]
     if bad:
         raise ValueError(f"unknown scenario(s) {bad}; choose from {list(SCENARIOS)}")

@@ -537,27 +537,39 @@ def write_report(records: list[dict[str, Any]], out: Path, *, configs: list[str]
 # ---------------------------------------------------------------------------------------
 # Command
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def add_grid_arguments(parser: argparse.ArgumentParser, *, methods: tuple[str, ...],
+                       default_out: str) -> None:
+    """The options of the commands over the real-shift tables: tables, seeds, methods,
+    variants of ours, and the runner's."""
     parser.add_argument("--tables", nargs="+", default=list(TABLES), metavar="TABLE",
                         help=f"tables (default: all: {' '.join(TABLES)})")
-    parser.add_argument("--part", choices=("all", "dev", "held-out"), default="all",
-                        help="only the development or the held-out tables")
     parser.add_argument("--seeds", type=int, default=5, metavar="K",
                         help="seeds 0..K-1 (default: 5)")
     parser.add_argument("--methods", nargs="+", default=None,
-                        help=f"methods (default: {' '.join(DEFAULT_METHODS)})")
+                        help=f"methods (default: {' '.join(methods)})")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:k=v,...",
                         help="add our estimator with these arguments as method NAME "
                              "(average=K: mean probability of K fits); repeatable")
-    add_runner_arguments(parser, default_out="runs/real-shift")
+    add_runner_arguments(parser, default_out=default_out)
+
+
+def check_grid_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` for a seed count below 1 or an unknown table."""
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    unknown = [t for t in args.tables if t not in TABLES]
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; choose from {list(TABLES)}")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_grid_arguments(parser, methods=DEFAULT_METHODS, default_out="runs/real-shift")
+    parser.add_argument("--part", choices=("all", "dev", "held-out"), default="all",
+                        help="only the development or the held-out tables")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    unknown = [t for t in args.tables if t not in REAL_SHIFT_TABLES]
-    if unknown:
-        raise ValueError(f"unknown table(s) {unknown}; choose from {list(TABLES)}")
+    check_grid_arguments(args)
     part = {"all": TABLES, "dev": DEVELOPMENT, "held-out": HELD_OUT}[args.part]
     configs = [t for t in args.tables if t in part]
     variants = {name: (params, average)
