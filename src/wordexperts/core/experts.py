@@ -21,8 +21,9 @@ and per-layer weights: gates at every masked position from one pass (section 3: 
 masked copies differ only at their own position), word experts, mixtures, links, and a
 layer-by-layer trace. :class:`ContinuousWordExperts` (this library's
 :class:`~wordexperts.core.attention.BidirectionalAttention`, via :func:`to_experts`) and
-:class:`wordexperts.bert.checkpoint.BertExperts` (BERT checkpoints) are engines that differ
-only in their embedding function and link activation.
+:class:`wordexperts.bert.checkpoint.BertExperts` (BERT-family checkpoints) are engines that
+differ only in their embedding function, link activation and (MPNet) a positional bias of
+the gate scores.
 """
 
 from __future__ import annotations
@@ -167,17 +168,21 @@ class ExpertEngine:
     ``mask_experts``: (..., L) -> (..., H, L, L, d); ``masked_hidden``: (..., L) ->
     (..., L, d); ``trace``: (..., L) -> :class:`ExpertTrace`. ``absent`` (..., L) bool or
     None: cells that are absent experts, left out of the other positions' gates
-    (:func:`~wordexperts.core.attention.absent_keys`).
+    (:func:`~wordexperts.core.attention.absent_keys`). ``position_bias`` (``L`` -> (H, L, L))
+    or None: a bias added to every layer's gate scores that depends on the positions alone
+    (MPNet's relative position bias), so the gating network stays a lookup.
     """
 
     def __init__(self, layers: Sequence[ExpertLayer], *, n_heads: int,
-                 embed: Callable[[torch.Tensor], torch.Tensor]) -> None:
+                 embed: Callable[[torch.Tensor], torch.Tensor],
+                 position_bias: Callable[[int], torch.Tensor] | None = None) -> None:
         self.layers = list(layers)
         self.n_layers = len(self.layers)
         self.n_heads = n_heads
         self.d_model: int = self.layers[0].attention.w_q.shape[0]
         self.d_head = self.d_model // n_heads
         self._embed = embed
+        self.position_bias = position_bias
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """``e(x_j, j)``: (..., L) -> (..., L, d). Input embeddings (a float tensor
@@ -202,7 +207,17 @@ class ExpertEngine:
         """``softmax_j(q_i . k_j / sqrt(dh))``: (..., H, L, dh) twice -> (..., H, L, L)."""
         # scaled as transformers does (product, then * dh^-1/2): BERT's scores reach ~90,
         # so in float32 another rounding order alone moves gates by ~1e-6
-        return absent_keys((q @ k.transpose(-1, -2)) * self.d_head**-0.5, absent).softmax(-1)
+        scores = self.biased((q @ k.transpose(-1, -2)) * self.d_head**-0.5)
+        return absent_keys(scores, absent).softmax(-1)
+
+    def biased(self, scores: torch.Tensor) -> torch.Tensor:
+        """The gate scores (..., H, L, L) plus the relative position bias ``b^h_ij``, when the
+        engine has one (MPNet), else as they are."""
+        # NOTE: differs from the paper: MPNet adds b^h(j - i), a function of the two positions
+        # alone, to every layer's scores; the gating network stays a lookup g_i(w, j)
+        if self.position_bias is None:
+            return scores
+        return scores + self.position_bias(scores.shape[-1])
 
     def layer_experts(self, layer: int, h: torch.Tensor) -> torch.Tensor:
         """Layer ``layer``'s experts ``nu^h_j = Wo_h (Wv_h h_j + bv_h)``: (..., L, d) ->
@@ -228,7 +243,7 @@ class ExpertEngine:
         k_mask = self.heads(m, w.w_k, w.b_k)
         eye = torch.eye(self.length(ids), dtype=torch.bool)
         scores = torch.where(eye, u @ k_mask.transpose(-1, -2), u @ k.transpose(-1, -2))
-        return absent_keys(scores * self.d_head**-0.5, absent).softmax(-1)
+        return absent_keys(self.biased(scores * self.d_head**-0.5), absent).softmax(-1)
 
     def mask_experts(self, ids: torch.Tensor, *, mask_id: int) -> torch.Tensor:
         """Layer 1's experts at every masked position: (..., L) -> (..., H, L_i, L_j, d).
