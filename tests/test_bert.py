@@ -255,12 +255,13 @@ def test_bad_folders(tmp_path):
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "."]
 
 
-def tiny_bert(folder, *, hidden_act="relu", seed=0, mlm_head=True):
+def tiny_bert(folder, *, hidden_act="relu", seed=0, mlm_head=True, max_positions=10):
     from safetensors.torch import save_file
     from transformers import BertConfig, BertModel
 
     config = BertConfig(vocab_size=len(WORDS), hidden_size=8, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=6, max_position_embeddings=10,
+                        num_attention_heads=2, intermediate_size=6,
+                        max_position_embeddings=max_positions,
                         hidden_act=hidden_act, layer_norm_eps=1e-6)
     torch.manual_seed(seed)
     model = BertModel(config, add_pooling_layer=False)

@@ -112,6 +112,10 @@ def mpnet_folder() -> Path:
     return target
 
 
+# the checkpoints that packages ship, by name: a function giving each one's folder
+SHIPPED = {"all-minilm-l6-v2": default_folder, "all-mpnet-base-v2": mpnet_folder}
+
+
 def checkpoint_folder(folder: str | Path | None = None) -> Path:
     """``folder`` as a ``Path`` (:func:`default_folder` when ``None``); an error when it is
     not a directory."""

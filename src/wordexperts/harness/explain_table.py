@@ -5,7 +5,10 @@ Reads a model written by :meth:`WordExpertsClassifier.save` and a CSV, and write
 class gates and logit contributions of the chosen rows), ``importance.csv`` (global
 importance over all rows of the CSV), with ``--reference`` ``gate_shift.csv`` (the mean
 gates of the reference rows against the CSV's), and the figures: ``row_<n>`` (one row's
-contributions to its predicted class), ``importance`` and ``gate_shift``, as PNG, SVG or PDF.
+contributions to its predicted class), ``importance`` and ``gate_shift``, as PNG, SVG or PDF;
+with ``--html`` ``explain-table.html``, an interactive page of the same numbers
+(:func:`page_data`, :mod:`wordexperts.harness.page`): each row's column contributions beside
+the global importance and the gate shift.
 
     wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR [--reference train.csv]
 
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wordexperts.harness.page import table_page, write_page
 from wordexperts.tabular.explain import (
     BIAS,
     TARGET_SLOT,
@@ -134,6 +138,37 @@ def plot_gate_shift(shift: pd.DataFrame, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
+def page_data(tables: dict[Any, pd.DataFrame], importance: pd.Series,
+              shift: pd.DataFrame | None, *, quantity: str, model: str) -> dict[str, Any]:
+    """The numbers of the interactive page, JSON-ready: per explained row
+    (:func:`row_contributions`) its predicted class and each column's gate, contribution and
+    centred contribution (the bias last), the global importance and, with a reference, the
+    gate shift (``reference``, ``data``, ``shift`` per column). What a column has not
+    (the bias's gate) is null."""
+    def plain(values: Any) -> list[Any]:
+        values = [v.item() if isinstance(v, np.generic) else v for v in values]
+        return [None if isinstance(v, float) and np.isnan(v) else v for v in values]
+
+    rows = [{"row": int(row), "klass": str(table.attrs["class"]),
+             "columns": [str(c) for c in table.index], "gate": plain(table["gate"]),
+             "contribution": plain(table["contribution"]), "centred": plain(table["centred"])}
+            for row, table in tables.items()]
+    data: dict[str, Any] = {
+        "model": model, "quantity": quantity, "bias": BIAS, "rows": rows,
+        "importance": {"columns": [str(c) for c in importance.index],
+                       "values": plain(importance)},
+        "shift": None, "groups": None,
+    }
+    if shift is not None:
+        groups = [c[len("gate_"):] for c in shift.columns if c.startswith("gate_")]
+        data["groups"] = groups
+        data["shift"] = {"columns": [str(c) for c in shift.index],
+                         "reference": plain(shift[f"gate_{groups[0]}"]),
+                         "data": plain(shift[f"gate_{groups[1]}"]),
+                         "shift": plain(shift["shift"])}
+    return data
+
+
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
@@ -199,6 +234,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=["png"],
                         help="figure format(s) (default: png)")
+    parser.add_argument("--html", action="store_true",
+                        help="also write explain-table.html, an interactive page in one "
+                             "self-contained file (it loads nothing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -246,6 +284,10 @@ def run(args: argparse.Namespace) -> int:
             names.append("gate_shift.csv")
             names += [plot_gate_shift(shift, staging / f"gate_shift.{fmt}").name
                       for fmt in args.format]
+        if args.html:
+            data = page_data(tables, importance, shift, quantity=frame.attrs["quantity"],
+                             model=str(args.model))
+            names.append(write_page(table_page(data), staging / "explain-table.html").name)
         _place(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
