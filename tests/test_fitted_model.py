@@ -119,12 +119,12 @@ def test_versions_are_recorded_and_checked(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     meta_file = tmp_path / "m" / "model.json"
     meta = json.loads(meta_file.read_text())
-    assert meta["format"] == persistence.FORMAT == "wordexperts.WordExpertsClassifier/3"
+    assert meta["format"] == persistence.FORMAT == "wordexperts.WordExpertsClassifier/4"
     assert meta["library_version"] == wordexperts.__version__
     meta["format"], meta["library_version"] = "wordexperts.WordExpertsClassifier/2", "0.1.0"
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"format version 2 \(written by wordexperts 0\.1\.0\)"
-                       r".* reads format version 3"):
+                       r".* reads format version 4"):
         WordExpertsClassifier.load(tmp_path / "m")
 
 

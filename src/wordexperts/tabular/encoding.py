@@ -4,11 +4,13 @@
 steps. Each column becomes a :class:`Column` (its categories; a numeric column's values or quantile
 bins, in order); each cell a category code ``0..K-1`` (``-1``: missing or unknown); each
 code a word of the vocabulary. :func:`interpolate` reads a numeric cell between the words of
-its two neighbouring bins (the estimator's ``numeric="interpolate"``). ``"shared"`` gives
-equal categories of different columns one word (the paper's setting); ``"per_column"`` makes
-each (column, category) its own word; ``"auto"`` shares when one column's categories
-contain every other column's. Arrays are kept in the
-smallest integer dtype that holds them (codes int8/int16/int32, word ids uint8/uint16/int32).
+its two neighbouring bins (the estimator's ``numeric="interpolate"``; ``"linear"``: a
+column of more than ``n_bins`` values in two bins, values past their medians extrapolated, so
+that the input is linear in the value).
+``"shared"`` gives equal categories of different columns one word (the paper's setting);
+``"per_column"`` makes each (column, category) its own word; ``"auto"`` shares when one
+column's categories contain every other column's. Arrays are kept in the smallest integer
+dtype that holds them (codes int8/int16/int32, word ids uint8/uint16/int32).
 
 >>> import pandas as pd
 >>> X = pd.DataFrame({"size": ["S", "L", "S"], "n": [1, 2, 2]})
@@ -30,8 +32,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-__all__ = ["MANY_CATEGORIES", "MOSTLY_NUMERIC", "Column", "Soft", "TableEncoder", "as_table",
-           "build_vocabulary", "column_values", "encode", "fit_columns", "interpolate",
+__all__ = ["LINEAR_REACH", "MANY_CATEGORIES", "MOSTLY_NUMERIC", "Column", "Soft", "TableEncoder",
+           "as_table", "build_vocabulary", "column_values", "encode", "fit_columns", "interpolate",
            "smallest_int", "smallest_uint", "word_ids"]
 
 #: A column with more categories than this warns at fit time: each category is a word with
@@ -42,6 +44,10 @@ MANY_CATEGORIES = 1000
 #: time, naming a cell that does not: it is read as categories, which is rarely meant
 #: ("forty" in an ``age`` column).
 MOSTLY_NUMERIC = 0.9
+#: ``numeric="linear"``: a value past the outer bins' medians is read on the line through
+#: them up to this many times their distance beyond (a value further out is read there), so
+#: that one outlying cell cannot dominate the gates' softmax.
+LINEAR_REACH = 4.0
 
 
 def smallest_uint(high: int) -> np.dtype:
@@ -70,7 +76,9 @@ class Column:
     of at most ``n_bins`` values); a value reads as the code whose interval holds it, so an
     unseen value as the nearest seen one. ``binned``: the column was cut into quantile bins
     (``WordExpertsClassifier.impute`` fills such a cell with the expected value over the
-    bins' medians; a column of few values, with the most probable one).
+    bins' medians; a column of few values, with the most probable one). ``reach``: how far
+    past its outer bins' medians a value is read on the line through them, in units of
+    their distance to the next bin's (:meth:`coordinates`); 0 (the default): not at all.
     """
 
     name: str
@@ -78,6 +86,7 @@ class Column:
     edges: np.ndarray | None = None
     bin_values: np.ndarray | None = None
     binned: bool = False
+    reach: float = 0.0
 
     @property
     def numeric(self) -> bool:
@@ -112,10 +121,22 @@ class Column:
 
     def coordinates(self, values: np.ndarray) -> np.ndarray:
         """A binned numeric column's values on the bin scale: ``k`` at bin ``k``'s median,
-        linear between neighbouring medians, clipped to ``0..K-1``; NaN where missing."""
+        linear between neighbouring medians, clipped to ``0..K-1`` (with ``reach`` > 0:
+        linear past the ends too, clipped to ``-reach..K-1+reach``); NaN where missing.
+
+        >>> Column("x", np.arange(2), edges=np.array([1.5]), bin_values=np.array([1.0, 2.0]),
+        ...        reach=4.0).coordinates(np.array([0.5, 1.5, 3.0, 99.0])).tolist()
+        [-0.5, 0.5, 2.0, 5.0]
+        """
         missing = np.asarray(pd.isna(values), dtype=bool)
         numbers_ = np.where(missing, 0.0, values).astype(np.float64)
-        u = np.interp(numbers_, self.bin_values, np.arange(len(self.bin_values)))
+        m = self.bin_values
+        u = np.interp(numbers_, m, np.arange(len(m)))
+        if self.reach > 0 and len(m) > 1:
+            below, above = numbers_ < m[0], numbers_ > m[-1]
+            u[below] = (numbers_[below] - m[0]) / (m[1] - m[0])
+            u[above] = len(m) - 1 + (numbers_[above] - m[-1]) / (m[-1] - m[-2])
+            u = np.clip(u, -self.reach, len(m) - 1 + self.reach)
         return np.where(missing, np.nan, u)
 
     def values(self, codes: np.ndarray) -> np.ndarray:
@@ -197,8 +218,15 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
 def fit_column(values: np.ndarray, name: str, *, numeric: str, n_bins: int) -> Column:
     """The :class:`Column` of training ``values``: its categories; for a numeric column its
     values in order, or ``n_bins`` quantile bins if it has more than ``n_bins`` distinct
-    values (``numeric="error"``: raise instead)."""
+    values (``numeric="error"``: raise instead; ``numeric="linear"``: two bins, read
+    linearly past their medians up to :data:`LINEAR_REACH`)."""
     kind = values.dtype.kind
+    if numeric == "linear" and kind in "iuf":
+        column = fit_column(values, name, numeric="interpolate", n_bins=n_bins)
+        if column.binned:               # a measurement, not a few codes: two bins instead
+            column = fit_column(values, name, numeric="interpolate", n_bins=2)
+            column.binned, column.reach = True, LINEAR_REACH
+        return column
     if kind in "cmMV":
         raise ValueError(f"column {name!r} has unsupported dtype {values.dtype}: give "
                          "categories (int, str, bool, pandas categorical) or numbers")
@@ -335,6 +363,8 @@ def interpolate(columns: list[Column], X: Any, ids: np.ndarray, words: list[np.n
         u = columns[j].coordinates(column_values(X, j))
         present = ~np.isnan(u)
         low = np.floor(u[present]).astype(np.int64)
+        if columns[j].reach > 0:        # past an end: on the line through the end pair
+            low = np.clip(low, 0, len(columns[j].categories) - 2)
         high = np.minimum(low + 1, len(columns[j].categories) - 1)
         lower[present, j] = words[j][low]
         upper[present, j] = words[j][high]
@@ -378,7 +408,8 @@ class TableEncoder:
     ``columns`` (one :class:`Column` a feature), ``classes`` (the target's), ``vocabulary``
     (``"shared"`` or ``"per_column"``, resolved), ``words`` (per position, the features then
     the target: each category's word id), ``n_words`` (the mask's id is ``n_words``),
-    ``numeric`` (``"interpolate"``, ``"bin"`` or ``"error"``: how numeric cells are read)
+    ``numeric`` (``"interpolate"``, ``"linear"``, ``"bin"`` or ``"error"``: how numeric cells
+    are read)
     and ``handle_unknown``. Nothing here reads the estimator's parameters: a fitted (or
     loaded) model reads its rows the same way whatever ``set_params`` or a later preset says.
 
@@ -422,9 +453,9 @@ class TableEncoder:
 
     def soft(self, X: Any, ids: np.ndarray) -> tuple[np.ndarray, Soft | None]:
         """The word ids and the cells read between two words of the rows of ``X`` whose
-        word ids are ``ids`` (``None`` unless ``numeric="interpolate"`` and a column is
-        numeric): :func:`interpolate`."""
-        if self.numeric != "interpolate":
+        word ids are ``ids`` (``None`` unless ``numeric`` is ``"interpolate"`` or
+        ``"linear"`` and a column is numeric): :func:`interpolate`."""
+        if self.numeric not in ("interpolate", "linear"):
             return ids, None
         cells = interpolate(self.columns, X, ids, self.words)
         if cells is None:

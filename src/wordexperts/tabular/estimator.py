@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numbers
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,9 +31,18 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from wordexperts.core.attention import AttentionConfig, Method
 from wordexperts.core.experts import to_experts
 from wordexperts.tabular import encoding, explain, persistence
+from wordexperts.tabular.calibration import (
+    CROSS_FIT_FOLDS,
+    calibrated,
+    fit_temperature,
+    stratified_folds,
+)
 from wordexperts.tabular.encoding import Soft, TableEncoder
 from wordexperts.tabular.solver import (
+    AUTO_OBJECTIVE_ROWS,
+    cross_fitted_log_proba,
     fit_table,
+    holds_out,
     input_embeddings,
     objectives_to_try,
     position_log_proba,
@@ -49,20 +58,23 @@ _NOT_SETTINGS = ("random_state", "verbose")
 #: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
 #: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
 #: vocabulary, no step budget, no early stopping, numeric values as their bins' words, the
-#: MLM objective). ``"fast"``: rows, all masked positions of a row from one pass, dropout by
-#: rows per category, a larger learning rate decayed linearly, at most 120 epochs and 2000
-#: steps, numeric values between two bins' words, the objective chosen on held-out rows for
-#: tables of more than 10,000 rows; measured faster and at least as accurate out of
-#: distribution (docs/tabular-estimator.md, docs/real-shift.md).
+#: MLM objective, no calibration). ``"fast"``: rows, all masked positions of a row from one
+#: pass, dropout by rows per category, a larger learning rate decayed linearly, at most 120
+#: epochs and 2000 steps but at least 400, numeric values read between two bins' words or
+#: linearly (chosen on cross-fitted predictions), the objective chosen on held-out rows for
+#: tables of more than 10,000 rows, a temperature; measured faster, at least as accurate and
+#: better calibrated out of distribution (docs/tabular-estimator.md, docs/real-shift.md).
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "batch_size": 128,
-             "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto", "vocabulary": "auto",
-             "early_stopping": False, "numeric": "interpolate", "objective": "auto",
-             "max_positions": 32, "missing": "mask", "context_corruption": 0.0},
-    "paper": {"method": "copies", "epochs": 200, "max_steps": None, "batch_size": 128,
-              "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1, "vocabulary": "shared",
-              "early_stopping": False, "numeric": "bin", "objective": "mlm",
-              "max_positions": None, "missing": "mask", "context_corruption": 0.0},
+    "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "min_steps": 400,
+             "batch_size": 128, "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto",
+             "vocabulary": "auto", "early_stopping": False, "numeric": "auto",
+             "objective": "auto", "max_positions": 32, "missing": "mask",
+             "context_corruption": 0.0, "calibration": "temperature"},
+    "paper": {"method": "copies", "epochs": 200, "max_steps": None, "min_steps": None,
+              "batch_size": 128, "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1,
+              "vocabulary": "shared", "early_stopping": False, "numeric": "bin",
+              "objective": "mlm", "max_positions": None, "missing": "mask",
+              "context_corruption": 0.0, "calibration": None},
 }
 #: ``dropout="auto"`` (the fast preset's): this dropout on tables with fewer than
 #: ``AUTO_DROPOUT_ROWS`` training rows per category, none on larger ones. Chosen on the
@@ -72,9 +84,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: gained have 5-18.
 AUTO_DROPOUT = 0.1
 AUTO_DROPOUT_ROWS = 20
-_PRESET_PARAMS = ("method", "epochs", "max_steps", "batch_size", "lr", "lr_schedule",
-                  "dropout", "vocabulary", "early_stopping", "numeric", "objective",
-                  "max_positions", "missing", "context_corruption")
+_PRESET_PARAMS = ("method", "epochs", "max_steps", "min_steps", "batch_size", "lr",
+                  "lr_schedule", "dropout", "vocabulary", "early_stopping", "numeric",
+                  "objective", "max_positions", "missing", "context_corruption",
+                  "calibration")
+#: Readings of numeric columns that ``numeric="auto"`` chooses between.
+_AUTO_READINGS = ("interpolate", "linear")
 
 
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
@@ -109,14 +124,23 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     vocabulary : {"auto", "shared", "per_column"} or None
         Whether equal categories of different columns share a word (see
         :mod:`~wordexperts.tabular.encoding`).
-    numeric : {"interpolate", "bin", "error"} or None
+    numeric : {"auto", "interpolate", "linear", "bin", "error"} or None
         How a numeric column's values become inputs. Its bins: ``n_bins`` training quantiles,
         or each value its own bin when it has at most ``n_bins`` distinct values (an unseen
         value reads as the nearest bin). ``"interpolate"``: a value is read between the words
         of its two neighbouring bins, by its place between their medians
-        (:func:`~wordexperts.tabular.encoding.interpolate`); ``"bin"``: as its bin's word;
+        (:func:`~wordexperts.tabular.encoding.interpolate`); ``"linear"``: a column of more
+        than ``n_bins`` values in two bins, and the input linear in the value, past the
+        bins' medians too (up to
+        :data:`~wordexperts.tabular.encoding.LINEAR_REACH` times their distance): keeps the
+        contrasts between correlated measurements, and extrapolates them to values outside
+        the training range; ``"auto"``: the one of these two with the lower cross-fitted
+        log loss of the target (the folds of ``calibration``), on tables of at most
+        :data:`~wordexperts.tabular.solver.AUTO_OBJECTIVE_ROWS` rows that have a numeric
+        column of more than ``n_bins`` values, else ``"interpolate"`` (``settings_["numeric"]``
+        says which; ``cross_fit_losses_`` the losses); ``"bin"``: as its bin's word;
         ``"error"``: as ``"bin"``, but a column with more than ``n_bins`` distinct values is
-        an error. ``None``: the preset's (fast: interpolate; paper: bin).
+        an error. ``None``: the preset's (fast: auto; paper: bin).
     n_bins : int
         Quantile bins of a numeric column, learned on the training data.
     handle_unknown : {"mask", "error"}
@@ -141,6 +165,21 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     epochs, max_steps : training length: at most ``epochs`` passes over the training rows
         (or copies) and at most ``max_steps`` optimizer steps, whichever ends first;
         ``None``: the preset's (fast: 120 and 2000; paper: 200 and no step budget).
+    min_steps : int or None
+        A floor on the training length in optimizer steps (at most ``max_steps``), for
+        small tables where ``epochs`` would plan fewer (80 rows are one step an epoch).
+        ``None``: the preset's (fast: 400, which leaves every table of more than 426 rows
+        as before; paper: none), unless ``epochs`` is given: then no floor.
+    calibration : {"temperature", None} or None
+        ``"temperature"``: the target's logits are divided by ``temperature_``, fitted to
+        minimise the log loss of predictions of rows the model did not train on
+        (:mod:`~wordexperts.tabular.calibration`): the held-out rows where the fit holds
+        some out (early stopping, the choice of objective), else cross-fitted: each of
+        :data:`~wordexperts.tabular.calibration.CROSS_FIT_FOLDS` folds predicted by a model
+        fitted on the others, the kept model on every row (about one more fit). Keeps each
+        row's most probable class; explanations stay exact. ``None`` (or ``"none"``): the
+        model's own probabilities. ``None`` as the argument: the preset's (fast:
+        temperature; paper: none).
     max_positions : int or None
         With ``method="single_pass"`` on a table of more columns: each step predicts the
         target and a random subset of the feature columns, this many positions in all, the
@@ -193,7 +232,10 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     every head (the target then ignores every feature); at most 2, the last fit is kept.
     ``objective_`` : the objective of the fitted model ("mlm" or "target").
     ``objective_losses_`` : with ``objective="auto"`` on a large table, the target's
-    held-out log loss of each objective tried (else empty).
+    held-out log loss of each objective tried (else empty). ``temperature_`` : what the
+    target's logits are divided by (1.0 without calibration). ``cross_fit_losses_`` : the
+    target's cross-fitted log loss of each numeric reading tried (before calibration;
+    empty when the fit was not cross-fitted).
 
     >>> from wordexperts.datasets import make_shift_simulation
     >>> train, test = make_shift_simulation(n=300, seed=0)
@@ -218,9 +260,11 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         dropout: float | Literal["auto"] | None = None,
         epochs: int | None = None,
         max_steps: int | None = None,
+        min_steps: int | None = None,
         max_positions: int | None = None,
         missing: Literal["absent", "mask"] | None = None,
         context_corruption: float | None = None,
+        calibration: Literal["temperature", "none"] | None = None,
         batch_size: int | None = None,
         lr: float | None = None,
         lr_schedule: Literal["constant", "linear"] | None = None,
@@ -244,9 +288,11 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.epochs = epochs
         self.max_steps = max_steps
+        self.min_steps = min_steps
         self.max_positions = max_positions
         self.missing = missing
         self.context_corruption = context_corruption
+        self.calibration = calibration
         self.batch_size = batch_size
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -284,15 +330,22 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         s = self.effective_params()
         choices = {"objective": ("auto", "mlm", "target"), "method": ("single_pass", "copies"),
                    "vocabulary": ("auto", "shared", "per_column"),
-                   "numeric": ("interpolate", "bin", "error"), "missing": ("absent", "mask"),
+                   "numeric": ("auto", "interpolate", "linear", "bin", "error"),
+                   "missing": ("absent", "mask"), "calibration": ("temperature", "none", None),
                    "handle_unknown": ("mask", "error"), "lr_schedule": ("constant", "linear"),
                    "early_stopping": ("auto", True, False)}
         for name, allowed in choices.items():
             if not any(s[name] is a or (isinstance(a, str) and s[name] == a) for a in allowed):
                 raise ValueError(f"{name} must be one of {allowed}, got {s[name]!r}")
+        if s["calibration"] == "none":
+            s["calibration"] = None
+        if self.min_steps is None and self.epochs is not None:
+            s["min_steps"] = None           # epochs given: as many as asked
+        if None not in (s["min_steps"], s["max_steps"]):
+            s["min_steps"] = min(s["min_steps"], s["max_steps"])
         for name in ("n_bins", "d_model", "n_heads", "d_ff", "epochs", "max_steps",
-                     "max_positions", "batch_size", "patience"):
-            if name in ("epochs", "max_steps", "max_positions") and s[name] is None:
+                     "min_steps", "max_positions", "batch_size", "patience"):
+            if name in ("epochs", "max_steps", "min_steps", "max_positions") and s[name] is None:
                 continue
             low = 2 if name in ("n_bins", "max_positions") else 1
             if (not isinstance(s[name], numbers.Integral) or isinstance(s[name], bool)
@@ -345,34 +398,45 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has one class ({classes[0]!r}): a classifier needs "
                              "at least two classes")
         self.classes_ = classes
-        self.encoder_ = TableEncoder.fit(X, classes, numeric=s["numeric"], n_bins=s["n_bins"],
-                                         vocabulary=s["vocabulary"],
-                                         handle_unknown=s["handle_unknown"])
-        features = self.encoder_.codes(X)
-        codes = np.empty((len(y), features.shape[1] + 1), dtype=encoding.smallest_int(
-            max(len(w) for w in self.words_)))
-        codes[:, :-1] = features
-        codes[:, -1] = y_codes
-        del features
-        if s["dropout"] == "auto":
-            s["dropout"] = auto_dropout(len(y), sum(len(w) for w in self.words_))
-        s["vocabulary"] = self.encoder_.vocabulary
+        rng = _generator(self.random_state)
+        folds_rng = rng.spawn(1)[0]     # the cross-fitting's: the kept fit draws as without it
+        objectives = objectives_to_try(s["objective"], len(y))
+        small = not holds_out(len(y), s, objectives)
+        readings = (s["numeric"],)
+        if s["numeric"] == "auto":
+            readings = ("interpolate",)
+            if small and len(y) <= AUTO_OBJECTIVE_ROWS:
+                readings = _AUTO_READINGS
+        tables = {r: _encode(X, y_codes, classes, s, numeric=r) for r in readings}
+        if len(readings) > 1 and not _reads_differently(tables["interpolate"].encoder):
+            readings, tables = ("interpolate",), {"interpolate": tables["interpolate"]}
+        losses: dict[str, float] = {}
+        held: dict[str, np.ndarray] = {}
+        if small and (s["calibration"] == "temperature" or len(readings) > 1):
+            folds = stratified_folds(y_codes, CROSS_FIT_FOLDS, folds_rng)
+            for reading, table in tables.items():
+                held[reading] = cross_fitted_log_proba(
+                    table.ids, table.codes, table.weight, folds=folds,
+                    words=table.encoder.words, config=table.config, settings=s, rng=folds_rng,
+                    soft=table.soft, objectives=objectives)
+                losses[reading] = float(-held[reading][np.arange(len(y)), y_codes].mean())
+        reading = min(readings, key=lambda r: losses.get(r, 0.0))
+        table = tables[reading]
+        self.encoder_ = table.encoder
+        s |= {"numeric": reading, "dropout": table.config.dropout,
+              "vocabulary": table.encoder.vocabulary}
         self.settings_ = {k: v for k, v in s.items() if k not in _NOT_SETTINGS}
-        config = AttentionConfig(
-            vocab_size=self.encoder_.n_words, seq_len=codes.shape[1], d_model=s["d_model"],
-            n_heads=s["n_heads"], block="bert", d_ff=s["d_ff"], dropout=s["dropout"],
-            ln_eps=1e-6, absent_experts=s["missing"] == "absent",
-        )  # ln_eps: the paper's Keras LayerNormalization
-        ids = self.encoder_.ids(codes)
-        weight = codes >= 0                             # observed cells
-        np.maximum(codes, 0, out=codes)                 # class index of each cell
-        ids, soft = self.encoder_.soft(X, ids)
         fit = fit_table(
-            ids, codes, weight, words=self.words_, config=config, settings=s,
-            rng=_generator(self.random_state), progress=self.verbose, soft=soft,
-            objectives=objectives_to_try(s["objective"], len(y)))
+            table.ids, table.codes, table.weight, words=self.words_, config=table.config,
+            settings=s, rng=rng, progress=self.verbose, soft=table.soft, objectives=objectives)
         self.model_, self.history_, self.n_restarts_ = fit.model, fit.history, fit.n_restarts
         self.objective_, self.objective_losses_ = fit.objective, fit.validation_loss
+        self.cross_fit_losses_ = losses
+        self.temperature_ = 1.0
+        if s["calibration"] == "temperature":
+            log_p, target = fit.held_out if fit.held_out is not None else (held[reading],
+                                                                           y_codes)
+            self.temperature_ = fit_temperature(log_p, target)
         return self
 
     # ----------------------------------------------------------------- predict
@@ -426,9 +490,13 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         return self.encoder_.ids(self.encoder_.codes(self._check_X(X))).astype(np.int64)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        """log p(y = each of ``classes_`` | the row's features), from the masked target."""
+        """log p(y = each of ``classes_`` | the row's features), from the masked target, the
+        logits divided by ``temperature_``."""
         ids, soft = self._inputs(self._check_X(X))
-        return position_log_proba(self.model_, ids, self.words_[-1], len(self.columns_), soft)
+        log_p = position_log_proba(self.model_, ids, self.words_[-1], len(self.columns_), soft)
+        if self.temperature_ == 1.0:
+            return log_p
+        return calibrated(log_p, self.temperature_).astype(log_p.dtype)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """p(y = each of ``classes_`` | the row's features), from the masked target."""
@@ -535,6 +603,51 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         bit-identically. A damaged or inconsistent folder raises ``ValueError`` naming the
         file and the field."""
         return persistence.load(cls, path)
+
+
+class _Encoded(NamedTuple):
+    """A training table read one way: its encoder, word ids, each cell's class index, which
+    cells are observed, the cells between two words, and the model's config."""
+
+    encoder: TableEncoder
+    ids: np.ndarray
+    codes: np.ndarray
+    weight: np.ndarray
+    soft: Soft | None
+    config: AttentionConfig
+
+
+def _encode(X: Any, y_codes: np.ndarray, classes: np.ndarray, s: dict[str, Any], *,
+            numeric: str) -> _Encoded:
+    """Read the training table with ``numeric``; the model's config for that reading (its
+    vocabulary, and ``dropout="auto"`` resolved on its categories)."""
+    encoder = TableEncoder.fit(X, classes, numeric=numeric, n_bins=s["n_bins"],
+                               vocabulary=s["vocabulary"], handle_unknown=s["handle_unknown"])
+    features = encoder.codes(X)
+    codes = np.empty((len(y_codes), features.shape[1] + 1), dtype=encoding.smallest_int(
+        max(len(w) for w in encoder.words)))
+    codes[:, :-1] = features
+    codes[:, -1] = y_codes
+    del features
+    dropout = s["dropout"]
+    if dropout == "auto":
+        dropout = auto_dropout(len(y_codes), sum(len(w) for w in encoder.words))
+    config = AttentionConfig(
+        vocab_size=encoder.n_words, seq_len=codes.shape[1], d_model=s["d_model"],
+        n_heads=s["n_heads"], block="bert", d_ff=s["d_ff"], dropout=dropout,
+        ln_eps=1e-6, absent_experts=s["missing"] == "absent",
+    )  # ln_eps: the paper's Keras LayerNormalization
+    ids = encoder.ids(codes)
+    weight = codes >= 0                             # observed cells
+    np.maximum(codes, 0, out=codes)                 # class index of each cell
+    ids, soft = encoder.soft(X, ids)
+    return _Encoded(encoder, ids, codes, weight, soft, config)
+
+
+def _reads_differently(encoder: TableEncoder) -> bool:
+    """Whether ``numeric="linear"`` reads some column of ``encoder`` (interpolating) another
+    way: a numeric column cut into quantile bins."""
+    return any(c.binned for c in encoder.columns)
 
 
 def auto_dropout(n_rows: int, n_categories: int) -> float:

@@ -25,6 +25,10 @@ target's classes (the estimator's softmax runs over them):
   contribution says how this row's logits split along its mixture, not what the model
   would predict without the column.
 
+The logits here are the calibrated ones the estimator's probabilities are the softmax of:
+the model's divided by its ``temperature_`` (:mod:`~wordexperts.tabular.calibration`), every
+contribution and the bias divided alike, so the split stays exact.
+
 :func:`explain_predictions` gives these per row, column, (head) and class as a tidy
 DataFrame; :func:`global_importance` ranks the columns; :func:`gate_shift` compares the
 gates of two groups of rows (train against test: where the mixture moves under covariate
@@ -64,7 +68,8 @@ class MixtureContributions:
       ``z = hidden_bias + sum_h sum_j c^h_j`` exactly; ``hidden_bias`` (d,): ``bo``;
     - ``logits`` (n, H, L, K): each expert's contribution to the ``K`` class logits
       (see the module docs for the BERT block's affine form); ``logit_bias`` (n, K);
-      ``logits.sum((1, 2)) + logit_bias`` are the model's class logits, exactly;
+      ``logits.sum((1, 2)) + logit_bias`` are the model's class logits (divided by the
+      estimator's ``temperature_``), exactly;
     - ``classes`` (K,), ``columns``: the names of the ``L`` positions.
     """
 
@@ -140,6 +145,8 @@ def _contributions(clf: Any, engine: ContinuousWordExperts, inputs: torch.Tensor
     w_out = engine.output_weight[target_words]                                  # (K, d)
     logits = torch.einsum("kd,nde,nhje->nhjk", w_out, a_map, hidden)
     logit_bias = ((a_map @ bias + b) @ w_out.T) + engine.output_bias[target_words]
+    # calibrated logits: every term divided by the temperature, so they still sum exactly
+    logits, logit_bias = logits / clf.temperature_, logit_bias / clf.temperature_
     return MixtureContributions(
         gates=gates.numpy(), hidden=hidden.numpy(), hidden_bias=bias.numpy(),
         mixture=z.numpy(), logits=logits.numpy(), logit_bias=logit_bias.numpy(),

@@ -32,7 +32,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
 #: The file format: its name and version. 3: ``settings`` (the fit's resolved settings) and
 #: ``library_version``; a loaded model no longer derives anything from today's presets.
-FORMAT_NAME, FORMAT_VERSION = "wordexperts.WordExpertsClassifier", 3
+#: 4: the calibration ``temperature``, the cross-fitted losses, and each numeric column's
+#: ``reach`` (``numeric="linear"``).
+FORMAT_NAME, FORMAT_VERSION = "wordexperts.WordExpertsClassifier", 4
 FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
 WEIGHTS, META = "model.safetensors", "model.json"
 
@@ -57,6 +59,7 @@ def save(clf: Any, path: str | Path) -> None:
             tensors[f"column.{j}.bin_values"] = column.bin_values
             entry["n_bins"] = len(column.categories)
             entry["binned"] = column.binned
+            entry["reach"] = column.reach
         columns.append(entry)
     params, unsaved = _json_params(clf.get_params())
     meta = {
@@ -79,6 +82,8 @@ def save(clf: Any, path: str | Path) -> None:
         "n_restarts": clf.n_restarts_,
         "objective": clf.objective_,
         "objective_losses": clf.objective_losses_,
+        "temperature": clf.temperature_,
+        "cross_fit_losses": clf.cross_fit_losses_,
     }
     text = json.dumps(meta, indent=1)         # fails here, before anything is written
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +227,7 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
             categories = (_from_json_list(entry["categories"], entry["dtype"])
                           if "categories" in entry else np.arange(entry["n_bins"]))
             column = Column(entry["name"], categories, edges=edges, bin_values=bin_values,
-                            binned=bool(entry["binned"]))
+                            binned=bool(entry["binned"]), reach=float(entry["reach"]))
         else:
             column = Column(entry["name"], _from_json_list(entry["categories"], entry["dtype"]))
         _check(len(column.categories) == len(words[j]),
@@ -234,8 +239,8 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
            f"field 'words' in {META} holds ids outside 0..vocab_size-1 = "
            f"0..{config.vocab_size - 1}")
     settings = meta["settings"]
-    _check(isinstance(settings, dict) and settings.get("numeric") in ("interpolate", "bin",
-                                                                      "error"),
+    _check(isinstance(settings, dict) and settings.get("numeric") in ("interpolate", "linear",
+                                                                      "bin", "error"),
            f"field 'settings' in {META} lacks a valid 'numeric' reading")
     clf.encoder_ = TableEncoder(encoder_columns, classes, meta["vocabulary"], words,
                                 config.vocab_size, settings["numeric"],
@@ -252,6 +257,12 @@ def _build(cls: type, meta: dict, tensors: dict[str, np.ndarray]) -> Any:
     clf.n_restarts_ = meta["n_restarts"]
     clf.objective_ = meta["objective"]
     clf.objective_losses_ = {str(k): float(v) for k, v in meta["objective_losses"].items()}
+    temperature = meta["temperature"]
+    _check(isinstance(temperature, int | float) and not isinstance(temperature, bool)
+           and np.isfinite(temperature) and temperature > 0,
+           f"field 'temperature' in {META} must be a positive number, got {temperature!r}")
+    clf.temperature_ = float(temperature)
+    clf.cross_fit_losses_ = {str(k): float(v) for k, v in meta["cross_fit_losses"].items()}
     return clf
 
 

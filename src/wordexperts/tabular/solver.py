@@ -4,7 +4,9 @@
 on an encoded table (word ids, class indices, cell weights: :mod:`wordexperts.tabular.encoding`)
 with :func:`~wordexperts.tabular.one_block.fit_one_block`: the paper's initialization, an
 optional held-out slice of the rows for early stopping and for choosing the objective
-(:func:`objectives_to_try`), and restarts of collapsed fits.
+(:func:`objectives_to_try`), a floor on the training length (``min_steps``), and restarts of
+collapsed fits. :func:`cross_fitted_log_proba` predicts each row's target from a model fitted
+without it (:mod:`wordexperts.tabular.calibration`).
 :func:`position_log_proba` reads ``log p`` over one position's words from a fitted model, in
 row chunks, without the full-vocabulary logits.
 """
@@ -26,7 +28,8 @@ from wordexperts.tabular.encoding import Soft
 from wordexperts.tabular.one_block import OutputClasses, fit_one_block, paper_init
 
 __all__ = ["AUTO_EARLY_STOPPING_ROWS", "AUTO_OBJECTIVE_ROWS", "MAX_VALIDATION_ROWS", "TableFit",
-           "fit_table", "objectives_to_try", "position_log_proba", "prediction_rows"]
+           "cross_fitted_log_proba", "fit_table", "holds_out", "objectives_to_try",
+           "position_log_proba", "prediction_rows", "step_budget"]
 
 #: ``early_stopping="auto"`` holds out a validation slice when the table has more rows.
 AUTO_EARLY_STOPPING_ROWS = 10_000
@@ -68,6 +71,39 @@ def validation_rows(n_rows: int, *, early_stopping: bool | str, fraction: float)
     return n_val
 
 
+def holds_out(n_rows: int, settings: dict[str, Any], objectives: Sequence[str]) -> bool:
+    """Whether :func:`fit_table` holds out rows (early stopping, or several objectives).
+
+    >>> s = {"early_stopping": "auto", "validation_fraction": 0.1}
+    >>> holds_out(2_000, s, ("mlm",)), holds_out(20_000, s, ("mlm", "target"))
+    (False, True)
+    """
+    early = validation_rows(n_rows, early_stopping=settings["early_stopping"],
+                            fraction=settings["validation_fraction"]) > 0
+    return early or len(objectives) > 1
+
+
+def step_budget(n_items: int, settings: dict[str, Any]) -> tuple[int | None, int | None]:
+    """``(epochs, max_steps)`` of a fit over ``n_items`` rows (or copies): the settings',
+    raised to ``min_steps`` optimizer steps where they plan fewer (a table of 80 rows is one
+    step an epoch: 120 epochs would be 120 steps, too few to learn a contrast between two
+    measurements).
+
+    >>> s = {"epochs": 120, "max_steps": 2000, "batch_size": 128, "min_steps": 400}
+    >>> step_budget(80, s), step_budget(1000, s)
+    ((400, 400), (120, 2000))
+    """
+    epochs, max_steps, floor = settings["epochs"], settings["max_steps"], settings["min_steps"]
+    if floor is None:
+        return epochs, max_steps
+    planned = planned_steps(n_items=n_items, batch_size=settings["batch_size"], epochs=epochs,
+                            max_steps=max_steps)
+    if planned >= floor:
+        return epochs, max_steps
+    per_epoch = -(-n_items // settings["batch_size"])
+    return -(-floor // per_epoch), floor
+
+
 def objectives_to_try(objective: str, n_rows: int) -> tuple[str, ...]:
     """The objectives :func:`fit_table` fits for the estimator's ``objective``: ``"auto"``
     tries both on tables of more than :data:`AUTO_OBJECTIVE_ROWS` rows, else the MLM.
@@ -84,13 +120,15 @@ def objectives_to_try(objective: str, n_rows: int) -> tuple[str, ...]:
 class TableFit:
     """What :func:`fit_table` returns. ``objective``: the one kept; ``validation_loss``: the
     target's mean log loss on the held-out rows per objective tried (empty when only one
-    was fitted)."""
+    was fitted); ``held_out``: when rows were held out, the kept model's target log
+    probabilities on them (n_held, K) and their classes (n_held,), else ``None``."""
 
     model: BidirectionalAttention
     history: History
     n_restarts: int
     objective: str
     validation_loss: dict[str, float] = field(default_factory=dict)
+    held_out: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
@@ -104,7 +142,8 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     prediction targets; ``"target"`` in ``objectives`` keeps only the last position's).
     ``settings``: the estimator's (``method``, ``epochs``, ``max_steps``, ``batch_size``,
     ``lr``, ``lr_schedule``, ``early_stopping``, ``validation_fraction``, ``patience``,
-    ``device``, ``max_positions``, ``context_corruption``). With early stopping, or with more
+    ``device``, ``max_positions``, ``context_corruption``, ``min_steps``: see
+    :func:`step_budget`). With early stopping, or with more
     than one objective, a random slice of the rows (:func:`validation_rows`) is held out and
     scored on the target's log loss: early stopping keeps the weights of the best check; of
     several objectives (each fitted on the same rows, one after the other, the target-only one
@@ -147,11 +186,15 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
                               desc=f"fit ({s['method']}, {objective})" if len(objectives) > 1
                               else None)
         fits.append(TableFit(*fit, objective=objective))
-    if len(fits) == 1:
+    if validation is None:
         return fits[0]
-    losses = {f.objective: _target_loss(f.model, validation, words[-1]) for f in fits}
+    held = {f.objective: _target_log_proba(f.model, validation, words[-1]) for f in fits}
+    losses = {name: float(-log_p[np.arange(len(y)), y].mean())
+              for name, (log_p, y) in held.items()}
     best = min(fits, key=lambda f: losses[f.objective])
-    best.validation_loss = losses
+    if len(fits) > 1:
+        best.validation_loss = losses
+    best.held_out = held[best.objective]
     return best
 
 
@@ -162,11 +205,12 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
                     ) -> tuple[BidirectionalAttention, History, int]:
     """One objective's fit, restarted if collapsed: ``(model, history, n_restarts)``."""
     s = settings
+    n_items = len(ids) if s["method"] == "single_pass" else int((weight > 0).sum())
+    epochs, max_steps = step_budget(n_items, s)
     patience = eval_every = None
     if early_stopping:
-        n_items = len(ids) if s["method"] == "single_pass" else int((weight > 0).sum())
         total = planned_steps(n_items=n_items, batch_size=s["batch_size"],
-                              epochs=s["epochs"], max_steps=s["max_steps"])
+                              epochs=epochs, max_steps=max_steps)
         per_epoch = -(-n_items // s["batch_size"])
         eval_every = max(1, min(per_epoch, math.ceil(total / CHECKS)))
         patience = s["patience"]
@@ -178,7 +222,7 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         paper_init(model, rng)
         history = fit_one_block(
             model, ids, target=target, weight=weight, classes=classes, method=s["method"],
-            epochs=s["epochs"], max_steps=s["max_steps"], batch_size=s["batch_size"],
+            epochs=epochs, max_steps=max_steps, batch_size=s["batch_size"],
             lr=s["lr"], lr_schedule=s["lr_schedule"],
             validation=validation if early_stopping else None,
             patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
@@ -194,15 +238,39 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         n_restarts += 1
 
 
-def _target_loss(model: BidirectionalAttention, validation: tuple, words: np.ndarray) -> float:
-    """The target's mean log loss on the held-out rows (the target read as the mask)."""
+def _target_log_proba(model: BidirectionalAttention, validation: tuple, words: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The target's log probabilities (n, K) on the held-out rows that have one (the target
+    read as the mask), and its classes there."""
     ids, target, weight = validation[:3]
     soft = validation[3] if len(validation) > 3 else None
     rows = weight[:, -1] > 0
-    ids = ids.copy()
+    ids = ids[rows].copy()
     ids[:, -1] = model.config.mask_id
-    log_p = position_log_proba(model, ids, words, ids.shape[1] - 1, soft)
-    return float(-log_p[np.arange(len(ids)), target[:, -1]][rows].mean())
+    log_p = position_log_proba(model, ids, words, ids.shape[1] - 1,
+                               None if soft is None else soft.rows(rows))
+    return log_p, target[rows, -1]
+
+
+def cross_fitted_log_proba(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
+                           folds: Sequence[np.ndarray], words: list[np.ndarray],
+                           config: AttentionConfig, settings: dict[str, Any],
+                           rng: np.random.Generator, soft: Soft | None = None,
+                           objectives: Sequence[str] = ("mlm",)) -> np.ndarray:
+    """Each row's target log probabilities (n, K) from a model fitted (:func:`fit_table`)
+    on the rows of the other ``folds``, the target read as the mask."""
+    log_p = np.empty((len(ids), len(words[-1])))
+    every = np.arange(len(ids))
+    for fold in folds:
+        rest = np.setdiff1d(every, fold, assume_unique=True)
+        fit = fit_table(ids[rest], target[rest], weight[rest], words=words, config=config,
+                        settings=settings, rng=rng, objectives=objectives,
+                        soft=None if soft is None else soft.rows(rest))
+        held = ids[fold].copy()
+        held[:, -1] = config.mask_id
+        log_p[fold] = position_log_proba(fit.model, held, words[-1], ids.shape[1] - 1,
+                                         None if soft is None else soft.rows(fold))
+    return log_p
 
 
 def input_embeddings(model: BidirectionalAttention, ids: np.ndarray, soft: Soft | None = None
