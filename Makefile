@@ -9,7 +9,8 @@ EXTRAS := data,bert,peers,dev
 # explanations): `make test` reruns them on other kernels, so a kernel difference fails here
 # and not on a user's machine (docs/reproducibility.md).
 KERNEL_TESTS := tests/test_core.py tests/test_cbow.py tests/test_training.py tests/test_bert.py \
-	tests/test_explain.py tests/test_tabular.py tests/test_tabular_training.py \
+	tests/test_explain.py tests/test_one_block.py tests/test_tabular_encoding.py \
+	tests/test_estimator.py tests/test_tabular_training.py \
 	tests/test_tabular_explain.py tests/test_fitted_model.py tests/test_provenance.py \
 	tests/test_missing.py
 # NumPy's dispatched features above its x86-64-v2 baseline (unknown names are ignored)

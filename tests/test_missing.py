@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_tabular import core_gradient, fast_gradient, full_vocabulary_loss, ragged_table
+from test_one_block import core_gradient, fast_gradient, full_vocabulary_loss, ragged_table
 from torch import nn
 
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
