@@ -1,4 +1,5 @@
-"""Test-wide settings, and :func:`shared_path`: the paper's reference data beside the repo."""
+"""Test-wide settings, :func:`shared_path` (the paper's reference data beside the repo), and
+:func:`attention_output` (what transformers computes inside a checkpoint's first layer)."""
 
 import os
 from pathlib import Path
@@ -42,3 +43,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def attention_output():
+    """A function ``(checkpoint, ids) -> tensor``: the output of the first layer's attention
+    projection ``attention.output.dense`` (before its LayerNorm) when transformers runs
+    ``checkpoint.reference(ids)``, captured by a forward hook (removed afterwards)."""
+    def capture(checkpoint, ids: torch.Tensor) -> torch.Tensor:
+        seen = {}
+        dense = checkpoint.transformers_model.encoder.layer[0].attention.output.dense
+        hook = dense.register_forward_hook(lambda m, args, out: seen.update(out=out))
+        try:
+            checkpoint.reference(ids)
+        finally:
+            hook.remove()
+        return seen["out"]
+
+    return capture

@@ -134,7 +134,7 @@ def test_recomputation_reproduces_checkpoint_float32(ck32, sentence):
 
 
 @needs_checkpoint
-def test_layer1_expert_mixture_is_transformers_attention_output(ck32):
+def test_layer1_expert_mixture_is_transformers_attention_output(ck32, attention_output):
     """sum_h sum_j pi^h_ij nu^h(x_j, j) + bo is the attention output (before its LayerNorm)
     that transformers computes at the masked position."""
     sent = ck32.encode(SENTENCES[2])
@@ -142,14 +142,7 @@ def test_layer1_expert_mixture_is_transformers_attention_output(ck32):
     ex = ck32.experts
     pi = ex.mask_gates(sent.ids, mask_id=ck32.mask_id)[:, i]               # (H, L)
     z = (pi.unsqueeze(-1) * ex.word_experts(sent.ids)).sum((0, 1)) + ex.layers[0].attention.b_o
-    seen = {}
-    dense = ck32.transformers_model.encoder.layer[0].attention.output.dense
-    hook = dense.register_forward_hook(lambda m, args, out: seen.update(out=out))
-    try:
-        ck32.reference(sent.ids)
-    finally:
-        hook.remove()
-    assert (seen["out"][0, i] - z).abs().max() <= 1e-5
+    assert (attention_output(ck32, sent.ids)[0, i] - z).abs().max() <= 1e-5
 
 
 @needs_checkpoint

@@ -66,18 +66,12 @@ def test_explanation_matches_transformers(explanation):
     assert explanation.hidden_gap.max() <= 2e-5
 
 
-def test_mixture_norm_is_transformers_attention_output(explanation):
+def test_mixture_norm_is_transformers_attention_output(explanation, attention_output):
     """|z| where z + bo is the attention output transformers computes at [MASK] in layer 1."""
     ck = cached_checkpoint(None)
     sent = ck.encode(SENTENCE)
-    seen = {}
     dense = ck.transformers_model.encoder.layer[0].attention.output.dense
-    hook = dense.register_forward_hook(lambda m, args, out: seen.update(out=out))
-    try:
-        ck.reference(sent.ids)
-    finally:
-        hook.remove()
-    z = (seen["out"][0, sent.mask_position] - dense.bias).detach()
+    z = (attention_output(ck, sent.ids)[0, sent.mask_position] - dense.bias).detach()
     assert float(z.norm()) == pytest.approx(explanation.mixture_norm, abs=1e-5)
     assert float(dense.bias.detach().norm()) == pytest.approx(explanation.bias_norm, abs=1e-6)
 
