@@ -1,6 +1,8 @@
-"""The architecture: the library never imports the harness, and imports stay light."""
+"""The architecture: the library never imports the harness, its modules import each other
+without a cycle, and imports stay light."""
 
 import ast
+import graphlib
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,80 @@ def test_the_library_never_imports_the_harness():
             if bad:
                 offenders[str(path.relative_to(PACKAGE))] = sorted(bad)
     assert offenders == {}
+
+
+def module_name(path: Path) -> str:
+    """``src/wordexperts/tabular/solver.py`` -> ``wordexperts.tabular.solver`` (a package's
+    ``__init__.py``: the package)."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_time_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of ``body`` that run when the module is imported: nested blocks (if,
+    try, with, class bodies) included, function bodies not (an import inside a function
+    runs on its first call, after every module has loaded)."""
+    found = []
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        found.append(node)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            found += import_time_statements(getattr(node, field, []))
+    return found
+
+
+def library_import_graph() -> dict[str, set[str]]:
+    """Every module of the package but the harness (and ``__main__``, the command line's
+    entry), with the library modules it imports at import time. ``from package import name``
+    is an edge to ``package.name`` where that is a module, else to ``package``."""
+    paths = [PACKAGE / "__init__.py"] + [path for part in LIBRARY
+                                          for path in sorted((PACKAGE / part).rglob("*.py"))]
+    modules = {module_name(path): path for path in paths}
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        targets = set()
+        for node in import_time_statements(tree.body):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path}: relative import (the graph reads absolute ones)"
+                targets |= {f"{node.module}.{alias.name}"
+                            if f"{node.module}.{alias.name}" in modules else node.module
+                            for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` (its modules in import order, the first repeated at the end), or
+    None when it has none."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return exc.args[1]
+    return None
+
+
+def test_the_library_has_no_import_cycle():
+    # No known exception: tabular/one_block.py imports tabular/torch_backend.py only inside
+    # the function that trains with torch, so their mutual import is no import-time cycle.
+    graph = library_import_graph()
+    # the graph is read: edges that exist, from a package and from a module
+    assert "wordexperts.tabular.estimator" in graph["wordexperts.tabular"]
+    assert {"wordexperts.tabular.explain", "wordexperts.tabular.solver",
+            "wordexperts.core.attention"} <= graph["wordexperts.tabular.estimator"]
+    assert "wordexperts.tabular.torch_backend" not in graph["wordexperts.tabular.one_block"]
+    assert import_cycle(graph) is None
+
+
+def test_the_cycle_check_finds_a_cycle():
+    graph = library_import_graph()
+    graph["wordexperts.tabular.one_block"].add("wordexperts.tabular.torch_backend")
+    cycle = import_cycle(graph)
+    assert cycle is not None and cycle[0] == cycle[-1]
+    assert {"wordexperts.tabular.one_block", "wordexperts.tabular.torch_backend"} <= set(cycle)
 
 
 def modules_loaded_by(code: str, candidates: tuple[str, ...]) -> list[str]:
