@@ -33,6 +33,17 @@ def test_tables_have_the_documented_rows_groups_and_a_categorical_target(name):
     assert 2 <= train["y"].nunique() <= 3 and set(test["y"]) <= set(train["y"])
 
 
+@pytest.mark.parametrize("name", real_shift.SMALL)
+def test_small_tables_of_measurements_are_numeric_with_a_two_class_target(name):
+    _needs(name)
+    table = REAL_SHIFT_TABLES[name]
+    train, test = load_real_shift(name)
+    assert (len(train), len(test)) == (table.n_train, table.n_test)
+    assert all(train[c].dtype.kind in "if" for c in train.columns[:-1])
+    assert train["y"].nunique() == 2 and set(test["y"]) == set(train["y"])
+    assert name in real_shift.DEVELOPMENT and name not in real_shift.MIXED
+
+
 def test_the_group_column_is_not_a_feature_and_the_groups_differ():
     _needs("wvs")
     train, test = load_real_shift("wvs")
@@ -134,6 +145,42 @@ def test_report_compares_our_default_with_the_better_reference(tmp_path):
     assert "| oj | ours | catboost | 3 | 0.020 [0.020, 0.020] |" in report  # ours - catboost
     assert "| oj | dev | 0.810 | catboost | 0.790 | 0.020 | yes | yes | 0.010 | yes | 0.800 | 3 |" \
         in report
+
+
+def test_scores_carry_the_calibration_error_and_reliability_bins():
+    evaluation = pd.DataFrame({"y": ["a", "b", "a", "b"], "__split__": ["id", "ood", "ood",
+                                                                       "ood"]})
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.95, 0.05], [0.6, 0.4]])
+    s = real_shift.scores(np.array(["a", "b"]), proba, evaluation)
+    # OOD: confidences 0.8 (hit), 0.95 (hit), 0.6 (miss), each alone in its bin
+    assert s["ece_ood"] == pytest.approx((0.2 + 0.05 + 0.6) / 3)
+    assert sum(s["reliability_ood"]["count"]) == 3
+    assert sum(s["reliability_ood"]["hits"]) == 2
+
+
+def test_report_shows_calibration_small_tables_and_the_previous_defaults(tmp_path):
+    records = []
+    bins = {"count": [0] * 14 + [10], "confidence": [0.0] * 14 + [9.5], "hits": [0] * 14 + [9]}
+    for seed in range(2):
+        for config in ("chile", "crabs"):
+            for method, acc, loss, ece, cpu in (
+                    ("ours", 0.9, 0.30, 0.03, 3.0), ("ours_previous", 0.9, 0.35, 0.06, 1.0),
+                    ("lr", 0.95, 0.25, 0.04, 0.2), ("catboost", 0.9, 0.33, 0.02, 1.0)):
+                records.append({"method": method, "config": config, "seed": seed,
+                                "acc_ood": acc, "acc_id": 0.9, "logloss_ood": loss,
+                                "logloss_id": 0.3, "ece_ood": ece, "ece_id": 0.05,
+                                "fit_cpu_seconds": cpu, "seconds": cpu,
+                                "reliability_ood": bins})
+    methods = ["ours", "ours_previous", "lr", "catboost"]
+    report = real_shift.write_report(records, tmp_path, configs=["chile", "crabs"],
+                                     methods=methods, seeds=[0, 1], command="t").read_text()
+    # chile: 0.30 > 0.25 + 0.01 (no); ECE 0.03 > 0.02 (no)
+    assert "| chile | 0.300 | 0.250 | 0.330 | no | 0.030 | 0.040 | 0.020 | no |" in report
+    assert "Log loss at most the better of LR and CatBoost + 0.01 on 0 of 1" in report
+    assert "| crabs | 0.900 | 0.950 | -0.050 | no | 0.900 |" in report
+    assert "On the 1 mixed tables: OOD accuracy no lower (within 0.003) on 1; median fit " \
+        "CPU ratio 3.00." in report
+    assert (tmp_path / "reliability.png").stat().st_size > 0
 
 
 def test_configure_lists_the_parts():

@@ -570,7 +570,8 @@ def plot_reliability(runs: pd.DataFrame, path: Path, *, methods: list[str],
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(configs):]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=7)
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=7)
     fig.supxlabel("confidence (top class probability), pooled over seeds")
     fig.supylabel("accuracy")
     fig.suptitle("Out-of-distribution reliability diagrams (dashed: calibrated)", fontsize=10)
