@@ -224,7 +224,8 @@ def test_fit_names_a_missing_target_column_and_an_empty_file(fitted, tmp_path, c
     (["--param", "lr"], "--param 'lr': give KEY=VALUE"),
     (["--param", "epochs=4"], "--param epochs: epochs is given twice"),
     (["--param", "n_bins=1"], "n_bins must be an integer >= 2"),
-], ids=["unknown", "no-value", "twice", "bad-value"])
+    (["--device", "nonsense"], "--device nonsense: not available here"),
+], ids=["unknown", "no-value", "twice", "bad-value", "device"])
 def test_fit_names_a_bad_param(fitted, tmp_path, capsys, options, says):
     folder, _ = fitted
     err = one_error(capsys, ["fit", str(folder / "train.csv"), "--target", "y", "--out",

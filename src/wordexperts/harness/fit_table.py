@@ -104,6 +104,19 @@ def estimator_params(args: argparse.Namespace, known: dict[str, Any]) -> dict[st
     return params
 
 
+def check_device(device: str | None) -> None:
+    """Raise unless torch can place a tensor on ``device`` (None: the NumPy trainer), before
+    the table is read: a CPU-only torch asked for ``cuda`` fails only inside the fit."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:   # a CPU-only build asserts
+        raise ValueError(f"--device {device}: not available here ({one_line(exc)})") from None
+
+
 def training_data(frame: pd.DataFrame, target: str, drop: list[str],
                   source: Path) -> tuple[pd.DataFrame, pd.Series]:
     """The features and the target of the table read from ``source``, checked: the target
@@ -141,13 +154,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out} is a file; give a folder for the model")
     params = estimator_params(args, WordExpertsClassifier().get_params())
     params.setdefault("verbose", sys.stderr.isatty())  # a progress bar only on a terminal
+    check_device(params.get("device"))
     clf = WordExpertsClassifier(**params)
     X, y = training_data(read_table(args.train, "train"), args.target, args.drop, args.train)
     try:
         clf.fit(X, y)
     except ValueError as exc:   # a bad setting or a table the estimator cannot read
         raise ValueError(f"fitting {args.train}: {one_line(exc)}") from None
-    clf.save(args.out)
+    try:
+        clf.save(args.out)
+    except OSError as exc:
+        raise ValueError(f"cannot save the model to {args.out}: "
+                         f"{exc.strerror or one_line(exc)}") from None
     print(f"fitted on {len(X)} rows of {args.train}: {X.shape[1]} feature column(s), "
           f"{len(clf.classes_)} classes of {args.target!r}; saved the model to {args.out}")
     return 0

@@ -76,17 +76,18 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` (without its index) to ``path``, CSV or Parquet by its suffix,
     atomically: into a scratch file beside it, renamed onto ``path`` once complete."""
     check_output(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.partial"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if _is_parquet(path):
-            try:
-                frame.to_parquet(scratch, index=False)
-            except (ValueError, TypeError, ImportError) as exc:  # pyarrow's type errors
-                raise ValueError(f"cannot write {path} as Parquet ({one_line(exc)})") from None
+            frame.to_parquet(scratch, index=False)
         else:
             frame.to_csv(scratch, index=False)
         os.replace(scratch, path)
+    except OSError as exc:                    # say, a folder the user cannot write to
+        raise ValueError(f"cannot write {path}: {exc.strerror or one_line(exc)}") from None
+    except (ValueError, TypeError, ImportError) as exc:   # pyarrow's type errors
+        raise ValueError(f"cannot write {path} as Parquet ({one_line(exc)})") from None
     finally:
         scratch.unlink(missing_ok=True)
     return path
