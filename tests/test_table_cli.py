@@ -217,6 +217,10 @@ def test_fit_names_a_missing_target_column_and_an_empty_file(fitted, tmp_path, c
                              "--out", str(tmp_path / "m")])
     assert "target column 'y' is missing in 1 row(s) (first: row 7" in err
     assert not (tmp_path / "m").exists()
+    # saving replaces the folder: one holding other files is refused, a saved model replaced
+    err = one_error(capsys, ["fit", str(train), "--target", "y", "--out", str(tmp_path)])
+    assert f"--out {tmp_path} holds files and no saved model" in err
+    assert (tmp_path / "empty.csv").is_file()
 
 
 @pytest.mark.parametrize(("options", "says"), [

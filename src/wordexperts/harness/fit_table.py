@@ -104,6 +104,18 @@ def estimator_params(args: argparse.Namespace, known: dict[str, Any]) -> dict[st
     return params
 
 
+def check_model_folder(out: Path) -> None:
+    """Raise unless ``out`` is new, empty or a saved model: saving replaces the whole folder,
+    so ``--out .`` must not delete the files beside the table."""
+    from wordexperts.tabular.persistence import META
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the model")
+    if out.is_dir() and any(out.iterdir()) and not (out / META).is_file():
+        raise ValueError(f"--out {out} holds files and no saved model (saving replaces the "
+                         "folder): give a new or empty folder")
+
+
 def check_device(device: str | None) -> None:
     """Raise unless torch can place a tensor on ``device`` (None: the NumPy trainer), before
     the table is read: a CPU-only torch asked for ``cuda`` fails only inside the fit."""
@@ -150,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if args.train is None or args.target is None or args.out is None:
         raise ValueError("fit needs TRAIN, --target and --out: "
                          "wordexperts fit train.csv --target y --out model")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; give a folder for the model")
+    check_model_folder(args.out)
     params = estimator_params(args, WordExpertsClassifier().get_params())
     params.setdefault("verbose", sys.stderr.isatty())  # a progress bar only on a terminal
     check_device(params.get("device"))
