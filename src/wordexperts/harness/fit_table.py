@@ -74,13 +74,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def parse_value(text: str) -> Any:
     """A ``--param`` value: a Python literal (``3``, ``0.01``, ``True``, ``None``; also
     ``true``, ``false``, ``none``), else the text itself (``auto``)."""
-    lowered = text.strip().lower()
+    text = text.strip()
+    lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
     try:
-        return ast.literal_eval(text.strip())
+        return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
 
