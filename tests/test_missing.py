@@ -12,8 +12,8 @@ from torch import nn
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
 from wordexperts.core.training import mlm_loss
 from wordexperts.tabular import WordExpertsClassifier
-from wordexperts.tabular.encoding import Soft
 from wordexperts.tabular.calibration import calibrated
+from wordexperts.tabular.encoding import Soft
 from wordexperts.tabular.one_block import OneBlockMLM
 from wordexperts.tabular.positions import OutputClasses
 from wordexperts.tabular.torch_backend import TorchOneBlockMLM

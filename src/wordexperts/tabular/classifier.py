@@ -1,7 +1,8 @@
-"""What :meth:`WordExpertsClassifier.fit <wordexperts.tabular.estimator.WordExpertsClassifier.fit>`
-does with a checked table: read it (each numeric reading ``numeric="auto"`` tries), cross-fit
-when a choice or the temperature needs predictions of unseen rows, fit the kept model, and
-calibrate it (docs/calibration.md)::
+"""The presets, and what :meth:`WordExpertsClassifier.fit
+<wordexperts.tabular.estimator.WordExpertsClassifier.fit>` does with a checked table: read it
+(each numeric reading ``numeric="auto"`` tries), cross-fit when a choice or the temperature
+needs predictions of unseen rows, fit the kept model, and calibrate it
+(docs/calibration.md)::
 
     X, y ──► TableEncoder (per reading) ──► [2 folds: fit on one, predict the other] ──►
          reading with the lower log loss ──► fit_table on every row ──► temperature
@@ -31,9 +32,36 @@ from wordexperts.tabular.solver import (
     objectives_to_try,
 )
 
-__all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "AUTO_READINGS", "ClassifierFit", "Encoded",
-           "auto_dropout", "encode_table", "fit_classifier"]
+__all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "AUTO_READINGS", "PRESETS", "PRESET_PARAMS",
+           "ClassifierFit", "Encoded", "as_generator", "auto_dropout", "encode_table",
+           "fit_classifier"]
 
+#: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
+#: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
+#: vocabulary, no step budget, no early stopping, numeric values as their bins' words, the
+#: MLM objective, no calibration). ``"fast"``: rows, all masked positions of a row from one
+#: pass, dropout by rows per category, a larger learning rate decayed linearly, at most 120
+#: epochs and 2000 steps but at least 400, numeric values read between two bins' words or
+#: linearly (chosen on cross-fitted predictions), the objective chosen on held-out rows for
+#: tables of more than 10,000 rows, a temperature; measured faster, at least as accurate and
+#: better calibrated out of distribution (docs/tabular-estimator.md, docs/real-shift.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "min_steps": 400,
+             "batch_size": 128, "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto",
+             "vocabulary": "auto", "early_stopping": False, "numeric": "auto",
+             "objective": "auto", "max_positions": 32, "missing": "mask",
+             "context_corruption": 0.0, "calibration": "temperature"},
+    "paper": {"method": "copies", "epochs": 200, "max_steps": None, "min_steps": None,
+              "batch_size": 128, "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1,
+              "vocabulary": "shared", "early_stopping": False, "numeric": "bin",
+              "objective": "mlm", "max_positions": None, "missing": "mask",
+              "context_corruption": 0.0, "calibration": None},
+}
+#: The parameters a preset fills.
+PRESET_PARAMS = ("method", "epochs", "max_steps", "min_steps", "batch_size", "lr",
+                  "lr_schedule", "dropout", "vocabulary", "early_stopping", "numeric",
+                  "objective", "max_positions", "missing", "context_corruption",
+                  "calibration")
 #: ``dropout="auto"`` (the fast preset's): this dropout on tables with fewer than
 #: ``AUTO_DROPOUT_ROWS`` training rows per category, none on larger ones. Chosen on the
 #: development tables of ``reproduce real-shift`` and the paper's data (docs/real-shift.md):
@@ -149,3 +177,14 @@ def auto_dropout(n_rows: int, n_categories: int) -> float:
     (0.1, 0.0)
     """
     return AUTO_DROPOUT if n_rows < AUTO_DROPOUT_ROWS * n_categories else 0.0
+
+
+def as_generator(random_state: Any) -> np.random.Generator:
+    """A NumPy Generator from an int, None, a Generator or a legacy RandomState."""
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31))
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"random_state must be an int, None or a NumPy generator, got "
+                         f"{random_state!r}") from exc

@@ -30,12 +30,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from wordexperts.core.attention import Method
-from wordexperts.core.experts import to_experts
-from wordexperts.tabular import encoding, explain, persistence
+from wordexperts.tabular import encoding, explain, imputation, persistence
 from wordexperts.tabular.calibration import calibrated
-from wordexperts.tabular.classifier import fit_classifier
+from wordexperts.tabular.classifier import PRESET_PARAMS, PRESETS, as_generator, fit_classifier
 from wordexperts.tabular.encoding import Soft
-from wordexperts.tabular.solver import input_embeddings, position_log_proba, prediction_rows
+from wordexperts.tabular.solver import input_embeddings, position_log_proba
 
 __all__ = ["PRESETS", "WordExpertsClassifier"]
 
@@ -45,31 +44,6 @@ _NOT_SETTINGS = ("random_state", "verbose")
 _INTEGERS = ("n_bins", "d_model", "n_heads", "d_ff", "epochs", "max_steps", "min_steps",
              "max_positions", "batch_size", "patience")
 
-#: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
-#: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
-#: vocabulary, no step budget, no early stopping, numeric values as their bins' words, the
-#: MLM objective, no calibration). ``"fast"``: rows, all masked positions of a row from one
-#: pass, dropout by rows per category, a larger learning rate decayed linearly, at most 120
-#: epochs and 2000 steps but at least 400, numeric values read between two bins' words or
-#: linearly (chosen on cross-fitted predictions), the objective chosen on held-out rows for
-#: tables of more than 10,000 rows, a temperature; measured faster, at least as accurate and
-#: better calibrated out of distribution (docs/tabular-estimator.md, docs/real-shift.md).
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "min_steps": 400,
-             "batch_size": 128, "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto",
-             "vocabulary": "auto", "early_stopping": False, "numeric": "auto",
-             "objective": "auto", "max_positions": 32, "missing": "mask",
-             "context_corruption": 0.0, "calibration": "temperature"},
-    "paper": {"method": "copies", "epochs": 200, "max_steps": None, "min_steps": None,
-              "batch_size": 128, "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1,
-              "vocabulary": "shared", "early_stopping": False, "numeric": "bin",
-              "objective": "mlm", "max_positions": None, "missing": "mask",
-              "context_corruption": 0.0, "calibration": None},
-}
-_PRESET_PARAMS = ("method", "epochs", "max_steps", "min_steps", "batch_size", "lr",
-                  "lr_schedule", "dropout", "vocabulary", "early_stopping", "numeric",
-                  "objective", "max_positions", "missing", "context_corruption",
-                  "calibration")
 
 
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
@@ -331,7 +305,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         params = self.get_params()
-        for name in _PRESET_PARAMS:
+        for name in PRESET_PARAMS:
             if params[name] is None:
                 params[name] = PRESETS[self.preset][name]
         return params
@@ -378,7 +352,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has one class ({classes[0]!r}): a classifier needs "
                              "at least two classes")
         self.classes_ = classes
-        fitted = fit_classifier(X, y_codes, classes, s, rng=_generator(self.random_state),
+        fitted = fit_classifier(X, y_codes, classes, s, rng=as_generator(self.random_state),
                                 progress=self.verbose)
         self.encoder_, self.temperature_ = fitted.encoder, fitted.temperature
         self.cross_fit_losses_ = fitted.cross_fit_losses
@@ -395,8 +369,11 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=False, skip_check_array=True)
         return X
 
-    def _inputs(self, X: Any) -> tuple[np.ndarray, Soft | None]:
-        """Word ids (n, L) of a checked ``X`` and its cells between two words (or None)."""
+    def model_inputs(self, X: Any) -> tuple[np.ndarray, Soft | None]:
+        """What the model reads for the rows of ``X`` (checked as by :meth:`predict`): word
+        ids (n, n_features + 1), the target slot masked, and the cells read between two words
+        (``None`` without numeric columns read so)."""
+        X = self._check_X(X)                    # first: unfitted is NotFittedError
         return self.encoder_.inputs(X)
 
     # read-only views of the fitted encoder
@@ -423,7 +400,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         plus its position's. Feed the result to the methods of ``to_experts(model_)``
         (``gates``, ``expert_values``, ``masked_log_probs``) to look inside a prediction.
         """
-        ids, soft = self._inputs(self._check_X(X))
+        ids, soft = self.model_inputs(X)
         with torch.no_grad():
             return input_embeddings(self.model_, ids, soft)
 
@@ -441,7 +418,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """log p(y = each of ``classes_`` | the row's features), from the masked target, the
         logits divided by ``temperature_``."""
-        ids, soft = self._inputs(self._check_X(X))
+        ids, soft = self.model_inputs(X)
         log_p = position_log_proba(self.model_, ids, self.words_[-1], len(self.columns_), soft)
         if self.temperature_ == 1.0:
             return log_p
@@ -469,39 +446,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         predicted class; without it the target is read as missing. Returns a DataFrame with
         ``X``'s columns and index.
         """
-        name = getattr(self, "target_name_", None)
-        has_target = isinstance(X, pd.DataFrame) and name is not None and name in X.columns
-        features = self._check_X(X.drop(columns=name) if has_target else X)
-        ids, soft = self._inputs(features)
-        frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(
-            features, columns=[c.name for c in self.columns_])
-        def fill(column: encoding.Column) -> Any:
-            if column.binned:                   # the expected value over the bins
-                return lambda log_p: np.exp(log_p) @ column.bin_values
-            return lambda log_p: column.values(log_p.argmax(1))
-
-        slots: list[tuple[Any, np.ndarray, Any]] = [
-            (c.name, np.asarray(pd.isna(encoding.column_values(features, j)), dtype=bool),
-             fill(c)) for j, c in enumerate(self.columns_)]
-        if has_target:
-            observed = frame[name].notna().to_numpy()
-            codes = pd.Index(self.classes_).get_indexer(pd.Index(frame[name][observed],
-                                                                 dtype=object))
-            if (codes < 0).any():
-                unseen = pd.unique(frame[name][observed][codes < 0].astype(object))
-                raise ValueError(f"target column {name!r} holds classes not seen in fit: "
-                                 f"{list(unseen[:5])}")
-            ids[observed, -1] = self.words_[-1][codes]
-            slots.append((name, ~observed, lambda log_p: self.classes_[log_p.argmax(1)]))
-        for j, (column, missing, values_of) in enumerate(slots):
-            if not missing.any():
-                continue
-            log_p = position_log_proba(self.model_, ids[missing], self.words_[j], j,
-                                       None if soft is None else soft.rows(missing))
-            values = frame[column].to_numpy(dtype=object, copy=True)
-            values[missing] = values_of(log_p)
-            frame[column] = pd.Series(values, index=frame.index).infer_objects()
-        return frame
+        return imputation.impute(self, X)
 
     def gates(self, X: Any) -> np.ndarray:
         """How much each column (expert) weighs in the target prediction, per head.
@@ -511,16 +456,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         target's own (masked) position. Each row sums to one over the last axis; with
         ``missing="absent"`` a missing cell's gate is 0.
         """
-        ids, soft = self._inputs(self._check_X(X))
-        experts = to_experts(self.model_)
-        absent = self.model_.config.absent(torch.from_numpy(ids.astype(np.int64)))
-        with torch.no_grad():
-            inputs = input_embeddings(self.model_, ids, soft)
-        chunk = prediction_rows(self.model_.config)     # all the gates at once: n H L L
-        return np.concatenate([
-            experts.gates(inputs[start:start + chunk], absent=None if absent is None
-                          else absent[start:start + chunk])[:, :, -1, :].numpy()
-            for start in range(0, max(len(inputs), 1), chunk)])
+        return explain.target_gates(self, X)
 
     # ----------------------------------------------------------------- explain
     def explain(self, X: Any, *, by_head: bool = False) -> pd.DataFrame:
@@ -552,14 +488,3 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         bit-identically. A damaged or inconsistent folder raises ``ValueError`` naming the
         file and the field."""
         return persistence.load(cls, path)
-
-
-def _generator(random_state: Any) -> np.random.Generator:
-    """A NumPy Generator from an int, None, a Generator or a legacy RandomState."""
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31))
-    try:
-        return np.random.default_rng(random_state)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"random_state must be an int, None or a NumPy generator, got "
-                         f"{random_state!r}") from exc
