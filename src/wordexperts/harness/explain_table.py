@@ -1,18 +1,22 @@
 """``wordexperts explain-table``: which columns drive a saved tabular model's predictions.
 
-Reads a model written by :meth:`WordExpertsClassifier.save` and a CSV, and writes (from
+Reads a model written by :meth:`WordExpertsClassifier.save` (or ``wordexperts fit``) and a
+table (CSV, or Parquet by its suffix: :mod:`wordexperts.harness.table_io`), and writes (from
 :mod:`wordexperts.tabular.explain`): ``contributions.csv`` (the tidy per-row, column and
-class gates and logit contributions of the chosen rows), ``importance.csv`` (global
-importance over all rows of the CSV), with ``--reference`` ``gate_shift.csv`` (the mean
-gates of the reference rows against the CSV's), and the figures: ``row_<n>`` (one row's
+class gates and logit contributions of the chosen rows, and whether the row's cell of the
+column was read as missing: ``missing``), ``importance.csv`` (global
+importance over all rows of the table), with ``--reference`` ``gate_shift.csv`` (the mean
+gates of the reference rows against the data's), and the figures: ``row_<n>`` (one row's
 contributions to its predicted class), ``importance`` and ``gate_shift``, as PNG, SVG or PDF;
 with ``--html`` ``explain-table.html``, an interactive page of the same numbers
 (:func:`page_data`, :mod:`wordexperts.harness.page`): each row's column contributions beside
-the global importance and the gate shift.
+the global importance and the gate shift. The printed table of each row shows its cells
+beside their contributions, a cell read as missing (empty, or a category not seen in fit)
+marked so.
 
     wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR [--reference train.csv]
 
-Both CSVs are read and checked (an unreadable, empty or header-only file, a missing column,
+Both tables are read and checked (an unreadable, empty or header-only file, a missing column,
 text in a numeric column: named by file, column and 0-based row) and everything is computed
 before anything is written; the files are written into a scratch folder beside ``--out`` and
 moved into place, so a failure leaves no output folder behind.
@@ -24,7 +28,6 @@ import argparse
 import os
 import shutil
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,12 @@ import numpy as np
 import pandas as pd
 
 from wordexperts.harness.page import table_page, write_page
+from wordexperts.harness.table_io import (
+    feature_columns,
+    load_model,
+    read_as_missing,
+    read_table,
+)
 from wordexperts.tabular.explain import (
     BIAS,
     TARGET_SLOT,
@@ -43,6 +52,9 @@ from wordexperts.tabular.explain import (
 
 FORMATS = ("png", "svg", "pdf")
 DEFAULT_OUT = Path("runs") / "explain-table"
+
+EXAMPLE = """example:
+  wordexperts explain-table model test.csv --rows 0 5 --reference train.csv --out explained"""
 
 
 def _pyplot() -> Any:
@@ -169,43 +181,32 @@ def page_data(tables: dict[Any, pd.DataFrame], importance: pd.Series,
     return data
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def mark_missing(frame: pd.DataFrame, X: pd.DataFrame, missing: np.ndarray) -> pd.DataFrame:
+    """``frame`` (:func:`~wordexperts.tabular.explain.explain_predictions` of rows of ``X``)
+    with a column ``missing``: True where the row's cell of the column was read as missing
+    (``missing``: :func:`~wordexperts.harness.table_io.read_as_missing` of ``X``), False for
+    the other cells, empty for the target slot and the bias."""
+    flags = pd.DataFrame(missing, index=X.index, columns=X.columns).stack()
+    cells = flags.reindex(pd.MultiIndex.from_arrays([frame["row"], frame["column"]]))
+    return frame.assign(missing=pd.array(cells.to_numpy(), dtype="boolean"))
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    """The CSV at ``path``; every failure (missing, empty, unparsable, not UTF-8, a header
-    without rows) is a ValueError or FileNotFoundError naming the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: {path} is not a file")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{what}: {path} is empty ({_one_line(exc)})") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{what}: {path} is not UTF-8 text ({_one_line(exc)})") from exc
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        raise ValueError(f"{what}: cannot read {path} as CSV ({_one_line(exc)})") from exc
-    if len(frame) == 0:
-        raise ValueError(f"{what}: {path} has a header but no rows")
-    return frame
+def with_cells(table: pd.DataFrame, cells: pd.Series, missing: np.ndarray) -> pd.DataFrame:
+    """``table`` (:func:`row_contributions`) with the row's cell of each column first
+    (``cells``: the row of the data), ``(missing)`` for an empty cell and ``(unseen, read as
+    missing)`` after a category not seen in fit (``missing``: the row of
+    :func:`~wordexperts.harness.table_io.read_as_missing`)."""
+    def shown(value: object, read_as_missing: bool) -> str:
+        if pd.isna(value):
+            return "(missing)"
+        return f"{value} (unseen, read as missing)" if read_as_missing else str(value)
 
-
-def _features(clf: Any, frame: pd.DataFrame, source: Path) -> pd.DataFrame:
-    """The model's feature columns of ``frame``, in its order, checked by the model's own
-    reading of them (text in a numeric column is named by column and 0-based data row)."""
-    names = [c.name for c in clf.columns_]
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise ValueError(f"{source}: no column(s) {missing} (the model was fitted on {names})")
-    X = frame[names]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # unseen categories warn once, when explained
-        try:
-            clf.encoder_.codes(X)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-    return X
+    values = {name: shown(value, flag)
+              for (name, value), flag in zip(cells.items(), missing, strict=True)}
+    values[TARGET_SLOT] = "(masked: predicted)"
+    out = table.copy()
+    out.insert(0, "value", [values.get(name, "") for name in table.index])
+    return out
 
 
 def _place(staging: Path, out: Path) -> None:
@@ -219,16 +220,19 @@ def _place(staging: Path, out: Path) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLE
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     # optional for argparse so that the command parses without them (tests/test_cli.py);
     # run() requires both
     parser.add_argument("model", type=Path, nargs="?",
                         help="folder of a saved WordExpertsClassifier (required)")
-    parser.add_argument("data", type=Path, nargs="?", help="CSV with the model's feature "
-                        "columns; other columns, such as the target, are ignored (required)")
+    parser.add_argument("data", type=Path, nargs="?", help="table (.csv or .parquet) with "
+                        "the model's feature columns; other columns, such as the target, are "
+                        "ignored (required)")
     parser.add_argument("--rows", type=int, nargs="+", default=[0],
-                        help="rows of the CSV to explain, 0-based (default: 0)")
+                        help="rows of the table to explain, 0-based (default: 0)")
     parser.add_argument("--reference", type=Path, default=None,
-                        help="a second CSV (say the training rows): compare its gates with "
+                        help="a second table (say the training rows): compare its gates with "
                              "the data's (gate_shift.csv and figure)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default: {DEFAULT_OUT})")
@@ -240,19 +244,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read and check both CSVs and compute everything first, then write the files into a
+    """Read and check both tables and compute everything first, then write the files into a
     temporary folder beside ``--out`` and move them into place: a failure leaves no output
     folder (nor half of one) behind."""
-    from wordexperts.tabular.estimator import WordExpertsClassifier
-
     if args.model is None or args.data is None:
         raise ValueError("explain-table needs MODEL_DIR and DATA.csv: "
                          "wordexperts explain-table MODEL_DIR data.csv --rows 0 5 --out DIR")
-    clf = WordExpertsClassifier.load(args.model)
-    X = _features(clf, _read_csv(args.data, "data"), args.data)
+    clf = load_model(args.model)
+    X = feature_columns(clf, read_table(args.data, "data"), args.data)
     reference = None
     if args.reference is not None:
-        reference = _features(clf, _read_csv(args.reference, "reference"), args.reference)
+        reference = feature_columns(clf, read_table(args.reference, "reference"),
+                                    args.reference)
     rows = list(dict.fromkeys(args.rows))  # in order, each once
     bad = [r for r in rows if not 0 <= r < len(X)]
     if bad:
@@ -263,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
 
     frame = explain_predictions(clf, X.iloc[rows])
     tables = {row: row_contributions(frame, row) for row in rows}
+    missing = read_as_missing(clf, X)
+    frame = mark_missing(frame, X, missing)
     importance = global_importance(clf, X)
     shift = (None if reference is None
              else gate_shift(clf, reference, X, groups=("reference", "data")))
@@ -295,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"contributions: {frame.attrs['quantity']}\n")
     for row, table in tables.items():
         print(f"row {row}: predicted class {table.attrs['class']!r}")
-        print(table.round(3).to_string(), "\n")
+        print(with_cells(table, X.iloc[row], missing[row]).round(3).to_string(), "\n")
     print("global importance (mean |centred logit contribution|) over all "
           f"{len(X)} rows:\n{importance.round(3).to_string()}\n")
     if shift is not None:

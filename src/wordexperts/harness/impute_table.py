@@ -1,0 +1,70 @@
+"""``wordexperts impute``: fill the missing cells of a table with a saved model.
+
+    wordexperts impute model rows.csv --out filled.csv
+
+Each missing cell of the model's columns is predicted from the row's observed cells
+(:meth:`~wordexperts.tabular.WordExpertsClassifier.impute`): a category or a number of a
+column with few values as its most probable value, a binned number as its expected value. A
+column named as the target was in ``fit`` is read too: its observed cells as context, its
+missing ones predicted. The output is the input table with those cells filled, every other
+cell and column as read, in the input's order. CSV or Parquet by the suffixes, written
+atomically (:mod:`wordexperts.harness.table_io`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from wordexperts.harness.table_io import (
+    check_output,
+    feature_columns,
+    load_model,
+    one_line,
+    read_table,
+    write_table,
+)
+
+EXAMPLE = """example:
+  wordexperts impute model rows.csv --out filled.csv
+  wordexperts impute model rows.parquet --out filled.parquet"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLE
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    # optional for argparse so that the command parses without them (tests/test_cli.py);
+    # run() requires them
+    parser.add_argument("model", type=Path, nargs="?", metavar="MODEL_DIR",
+                        help="folder of a model saved by wordexperts fit (required)")
+    parser.add_argument("rows", type=Path, nargs="?", metavar="ROWS",
+                        help="table with missing cells, .csv or .parquet, with the model's "
+                             "feature columns; other columns are copied as they are (required)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="file to write, .csv or .parquet (required)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the options and the table, impute, write ``--out``."""
+    if args.model is None or args.rows is None or args.out is None:
+        raise ValueError("impute needs MODEL_DIR, ROWS and --out: "
+                         "wordexperts impute model rows.csv --out filled.csv")
+    check_output(args.out)
+    clf = load_model(args.model)
+    frame = read_table(args.rows, "rows")
+    X = feature_columns(clf, frame, args.rows)
+    target = getattr(clf, "target_name_", None)
+    if target is not None and target in frame.columns:
+        X = frame[[*X.columns, target]]
+    try:
+        filled = clf.impute(X)
+    except ValueError as exc:
+        raise ValueError(f"{args.rows}: {one_line(exc)}") from None
+    counts = X.isna().sum() - filled.isna().sum()
+    out = frame.copy()
+    out[list(filled.columns)] = filled
+    write_table(out, args.out)
+    done = ", ".join(f"{column} {n}" for column, n in counts.items() if n)
+    print(f"filled {counts.sum()} missing cell(s) of {args.rows}"
+          + (f" ({done})" if done else "") + f"; wrote {args.out}")
+    return 0
