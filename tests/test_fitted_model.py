@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import wordexperts
-from wordexperts.tabular import WordExpertsClassifier, estimator, explain, persistence
+from wordexperts.tabular import WordExpertsClassifier, classifier, explain, persistence
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_a_loaded_model_does_not_read_todays_presets(fitted, table, tmp_path, mo
     X, _ = table
     fitted.save(tmp_path / "m")
     before = fitted.predict_proba(X)
-    monkeypatch.setitem(estimator.PRESETS["fast"], "numeric", "bin")
+    monkeypatch.setitem(classifier.PRESETS["fast"], "numeric", "bin")
     loaded = WordExpertsClassifier.load(tmp_path / "m")
     assert loaded.settings_ == fitted.settings_
     assert np.array_equal(loaded.predict_proba(X), before)

@@ -12,9 +12,12 @@ from torch import nn
 from wordexperts import AttentionConfig, BidirectionalAttention, to_experts
 from wordexperts.core.training import mlm_loss
 from wordexperts.tabular import WordExpertsClassifier
+from wordexperts.tabular.calibration import calibrated
 from wordexperts.tabular.encoding import Soft
-from wordexperts.tabular.one_block import OneBlockMLM, OutputClasses, fit_one_block
+from wordexperts.tabular.one_block import OneBlockMLM
+from wordexperts.tabular.positions import OutputClasses
 from wordexperts.tabular.torch_backend import TorchOneBlockMLM
+from wordexperts.tabular.trainer import fit_one_block
 
 
 def absent_model(block="plain", vocab=10, length=6, seed=0):
@@ -170,7 +173,8 @@ def test_a_row_with_every_feature_missing_predicts_from_the_target_slot_alone(ab
     z = engine.layer_experts(0, m)[:, t].sum(0) + engine.layers[0].attention.b_o
     h = engine.layers[0].link(z, m[t])
     words = torch.from_numpy(absent.words_[-1])
-    expected = torch.softmax(engine.output(h)[words], -1).numpy()
+    # the estimator's probabilities: the logits divided by its temperature
+    expected = torch.softmax(engine.output(h)[words] / absent.temperature_, -1).numpy()
     absent.model_.float()
     assert np.abs(proba[0] - expected).max() <= 1e-6
 
@@ -193,9 +197,10 @@ def test_missing_cells_get_no_gate_and_the_explanation_stays_exact(absent, table
     model = absent.model_
     from wordexperts.tabular.solver import position_log_proba
 
-    log_p = position_log_proba(model.double(), ids, absent.words_[-1], ids.shape[1] - 1, soft)
+    log_p = calibrated(position_log_proba(model.double(), ids, absent.words_[-1],
+                                          ids.shape[1] - 1, soft), absent.temperature_)
     model.float()
-    logits = parts.class_logits
+    logits = parts.class_logits     # calibrated: divided by the temperature
     rebuilt = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     assert np.abs(rebuilt - log_p).max() <= 1e-10
 
@@ -264,7 +269,7 @@ def test_corruption_zero_draws_nothing_and_changes_nothing(table):
     assert not all(torch.equal(fits[0][1][k], fits[2][1][k]) for k in fits[0][1])
     a = WordExpertsClassifier(epochs=3, random_state=0, context_corruption=0.0).fit(X, y)
     assert np.array_equal(a.predict_proba(X), clf.predict_proba(X))
-    with pytest.raises(ValueError, match="context_corruption must be in"):
+    with pytest.raises(ValueError, match="'context_corruption' parameter"):
         WordExpertsClassifier(context_corruption=1.0).fit(X, y)
 
 

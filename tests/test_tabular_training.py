@@ -11,14 +11,12 @@ import torch
 from wordexperts import AttentionConfig, BidirectionalAttention
 from wordexperts.core.loop import History, linear_warmup_decay, planned_steps, run_loop
 from wordexperts.tabular import WordExpertsClassifier
+from wordexperts.tabular.calibration import calibrated
 from wordexperts.tabular.encoding import Soft
-from wordexperts.tabular.one_block import (
-    OneBlockMLM,
-    OutputClasses,
-    fit_one_block,
-    paper_init,
-)
+from wordexperts.tabular.one_block import OneBlockMLM
+from wordexperts.tabular.positions import OutputClasses
 from wordexperts.tabular.torch_backend import TorchOneBlockMLM
+from wordexperts.tabular.trainer import Validation, fit_one_block, paper_init
 
 # ---------------------------------------------------------------- the loop
 
@@ -84,7 +82,7 @@ def fit_model(X, seed=0, **kwargs):
 def test_early_stopping_is_deterministic_and_keeps_the_best_weights():
     X = copy_table()
     train, held = X[:500], X[500:]
-    validation = (held, held, np.ones(held.shape))
+    validation = Validation(held, held, np.ones(held.shape))
     runs = [fit_model(train, epochs=40, validation=validation, patience=2, eval_every=4)
             for _ in range(2)]
     (m1, h1), (m2, h2) = runs
@@ -136,10 +134,14 @@ def test_auto_objective_keeps_the_objective_with_the_lower_held_out_loss(tmp_pat
     assert clf.objective_ == min(losses, key=losses.get)
     # the kept model is the one scored, on the rows drawn from random_state (not trained on)
     held = np.sort(np.random.default_rng(0).permutation(n)[:round(0.1 * n)])
-    proba = clf.predict_proba(X.iloc[held])
+    calibrated_log_p = clf.predict_log_proba(X.iloc[held])
     true = pd.Index(clf.classes_).get_indexer(y[held])
-    assert -np.log(proba[np.arange(len(held)), true]).mean() == pytest.approx(
-        losses[clf.objective_], rel=1e-5)
+    # the model's own probabilities: the calibrated logits times the temperature
+    log_p = calibrated(calibrated_log_p.astype(np.float64) * clf.temperature_, 1.0)
+    rows = np.arange(len(held))
+    assert -log_p[rows, true].mean() == pytest.approx(losses[clf.objective_], rel=1e-5)
+    # and the temperature was fitted on these rows: it can only lower their loss
+    assert -calibrated_log_p[rows, true].mean() <= -log_p[rows, true].mean() + 1e-6
     again = WordExpertsClassifier(max_steps=40, random_state=0, verbose=True).fit(X, y)
     assert again.objective_losses_ == losses
     bars = capsys.readouterr().err            # one labelled progress bar per objective
@@ -182,7 +184,7 @@ def test_max_positions_samples_only_wide_tables_and_is_deterministic():
 
 def test_the_progress_bar_shows_the_validation_loss(capsys):
     X = copy_table(300)
-    fit_model(X[:250], epochs=2, validation=(X[250:], X[250:], np.ones((50, 3))),
+    fit_model(X[:250], epochs=2, validation=Validation(X[250:], X[250:], np.ones((50, 3))),
               progress=True)
     assert "val_loss=" in capsys.readouterr().err
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wordexperts.bert.checkpoint import BertCheckpoint, MaskedSentence, load_bert
+from wordexperts.bert.checkpoint import BertCheckpoint, load_bert
+from wordexperts.bert.tokens import MaskedSentence
 from wordexperts.core.threads import single_thread
 
 

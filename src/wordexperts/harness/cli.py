@@ -33,9 +33,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "paper Tables 1-2 (word analogies)"),
     (("reproduce", "analogy-theory"), "wordexperts.harness.analogy_theory",
      "planted analogies: CBOW vs attention"),
-    (("reproduce", "real-shift"), "wordexperts.harness.real_shift", "real shifted tables"),
+    (("reproduce", "real-shift"), "wordexperts.harness.real_shift",
+     "benchmark (not in the paper): real tables with a natural shift, ours against peers"),
     (("reproduce", "missing"), "wordexperts.harness.missing",
-     "real shifted tables with missing cells"),
+     "benchmark (not in the paper): real shifted tables with missing cells"),
 ]
 
 
@@ -53,7 +54,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
             sub = top.add_parser(words[0], help=help_, description=help_)
         else:
             if words[0] not in groups:
-                group = top.add_parser(words[0], help=f"{words[0]} a result of the paper")
+                group = top.add_parser(words[0], help=f"{words[0]} a result: the paper's "
+                                       "tables, or a benchmark of this project")
                 groups[words[0]] = group.add_subparsers(dest="what", required=True, metavar="WHAT")
             sub = groups[words[0]].add_parser(words[1], help=help_, description=help_)
         sub.set_defaults(_module=module)

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from wordexperts.bert.checkpoint import MASK_TOKEN
 from wordexperts.bert.explain import Explanation, explain
 from wordexperts.bert.files import SHIPPED
+from wordexperts.bert.tokens import MASK_TOKEN
 from wordexperts.harness.page import explain_page, write_page
 
 DEFAULT_OUT = Path("runs") / "explain"

@@ -59,7 +59,7 @@ from wordexperts.harness.real_shift import (
     parse_variant,
     summarize,
 )
-from wordexperts.harness.report import interval
+from wordexperts.harness.report import format_interval, interval
 from wordexperts.harness.store import run_grid
 
 SCENARIOS: dict[str, str] = {
@@ -430,7 +430,7 @@ def write_report(records: list[dict[str, Any]], out: Path, *, configs: list[str]
             "scenario": comparison["scenario"], "table": comparison["table"],
             "method": comparison["method"], "best other": comparison["best other"],
             "n": comparison["n"],
-            **{label: [real_shift._ci(getattr(r, f"{m}_diff"), getattr(r, f"{m}_low"),
+            **{label: [format_interval(getattr(r, f"{m}_diff"), getattr(r, f"{m}_low"),
                                       getattr(r, f"{m}_high")) for r in comparison.itertuples()]
                for m, label in (("acc_ood", "OOD acc diff"), ("acc_id", "ID acc diff"),
                                 ("logloss_ood", "OOD log loss diff"))},

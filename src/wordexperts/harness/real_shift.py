@@ -39,7 +39,7 @@ from wordexperts.datasets.real_shift import REAL_SHIFT_TABLES, TARGET, load_real
 from wordexperts.harness.markdown import markdown_table
 from wordexperts.harness.methods import Method
 from wordexperts.harness.provenance import code_version
-from wordexperts.harness.report import interval
+from wordexperts.harness.report import format_interval, interval
 from wordexperts.harness.store import add_runner_arguments, run_grid
 from wordexperts.tabular.calibration import expected_calibration_error, reliability
 
@@ -448,10 +448,6 @@ def paired(runs: pd.DataFrame, ours: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ci(mean: float, low: float, high: float) -> str:
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]" if not np.isnan(low) else f"{mean:.3f}"
-
-
 def targets(summary: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
     """Issue 8's targets per table for our default: OOD accuracy >= best of LR/CatBoost -
     0.005, ahead of it, seed sd <= 0.02, no more than 0.01 below the paper preset."""
@@ -530,7 +526,7 @@ def against_previous(runs: pd.DataFrame) -> pd.DataFrame:
                               ("ece_ood", "OOD ECE")):
             mean, _, low, high = interval((ours.loc[seeds, metric]
                                            - before.loc[seeds, metric]).to_numpy(float))
-            row[f"{label} diff"] = _ci(mean, low, high)
+            row[f"{label} diff"] = format_interval(mean, low, high)
         diff = float((ours.loc[seeds, "acc_ood"] - before.loc[seeds, "acc_ood"]).mean())
         row["acc no lower (0.003)"] = "yes" if diff >= -0.003 else "no"
         row["fit CPU ratio"] = float(ours.loc[seeds, "fit_cpu_seconds"].mean()
@@ -661,11 +657,11 @@ def write_report(records: list[dict[str, Any]], out: Path, *, configs: list[str]
         lines.append(markdown_table(pd.DataFrame({
             "table": comparisons["config"], "method": comparisons["method"],
             "best ref": comparisons["best_ref"], "n": comparisons["n"],
-            "OOD acc diff": [_ci(r.acc_ood_diff, r.acc_ood_low, r.acc_ood_high)
+            "OOD acc diff": [format_interval(r.acc_ood_diff, r.acc_ood_low, r.acc_ood_high)
                              for r in comparisons.itertuples()],
-            "ID acc diff": [_ci(r.acc_id_diff, r.acc_id_low, r.acc_id_high)
+            "ID acc diff": [format_interval(r.acc_id_diff, r.acc_id_low, r.acc_id_high)
                             for r in comparisons.itertuples()],
-            "OOD log loss diff": [_ci(r.logloss_ood_diff, r.logloss_ood_low,
+            "OOD log loss diff": [format_interval(r.logloss_ood_diff, r.logloss_ood_low,
                                       r.logloss_ood_high) for r in comparisons.itertuples()],
         })))
         goals = targets(summary, comparisons)
@@ -711,8 +707,8 @@ def write_report(records: list[dict[str, Any]], out: Path, *, configs: list[str]
     lines += ["", "## Every table and method", ""]
     detail = {"table": summary["config"], "method": summary["method"], "n": summary["n"]}
     for metric, label in METRICS.items():
-        detail[label] = [_ci(r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"])
-                         for _, r in summary.iterrows()]
+        detail[label] = [format_interval(r[f"{metric}_mean"], r[f"{metric}_low"],
+                                         r[f"{metric}_high"]) for _, r in summary.iterrows()]
         if metric == "acc_ood":
             detail["OOD acc seed sd"] = summary["acc_ood_sd"]
     detail["fit CPU s"] = summary["fit_s"].map(lambda s: f"{s:.1f}")

@@ -121,7 +121,13 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ci(mean: float, low: float, high: float, *, sign: bool = False) -> str:
+def format_interval(mean: float, low: float, high: float, *, sign: bool = False) -> str:
+    """A mean and its interval as one table cell: ``"0.812 [0.790, 0.834]"`` (``sign``:
+    ``"+0.012 [-0.004, +0.028]"``); the mean alone without an interval, empty without a mean.
+
+    >>> format_interval(0.8123, 0.79, 0.834), format_interval(0.5, float("nan"), float("nan"))
+    ('0.812 [0.790, 0.834]', '0.500')
+    """
     if np.isnan(mean):
         return ""
     text = f"{mean:+.3f}" if sign else cell(mean)
@@ -142,7 +148,8 @@ def _paper_cell(row: pd.Series, metric: str) -> str:
 def _wide(summary: pd.DataFrame, metric: str, methods: list[str]) -> pd.DataFrame:
     """Config rows, method columns: 'ours [interval] (paper)'."""
     cells = summary.assign(cell=[
-        _ci(r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"]) + _paper_cell(r, metric)
+        format_interval(r[f"{metric}_mean"], r[f"{metric}_low"], r[f"{metric}_high"])
+        + _paper_cell(r, metric)
         for _, r in summary.iterrows()
     ])
     wide = cells.pivot(index="config", columns="method", values="cell")
@@ -239,7 +246,8 @@ def write_report(
         "paper seeds": summary["paper_n"],
         "acc paper (same seeds)": summary["acc_test_paper"],
         "ours - paper, paired [95% CI]": [
-            _ci(r.acc_test_diff_mean, r.acc_test_diff_low, r.acc_test_diff_high, sign=True)
+            format_interval(r.acc_test_diff_mean, r.acc_test_diff_low, r.acc_test_diff_high,
+                            sign=True)
             for r in summary.itertuples()],
         "acc paper (all its runs)": [
             f"{cell(r.acc_test_paper_all)} ({r.paper_runs})" if r.paper_runs else ""
@@ -261,7 +269,7 @@ def write_report(
         table = pd.DataFrame({
             "config": comparison["config"], "method": comparison["method"],
             "best_other": comparison["best_other"], "n": comparison["n"],
-            "mean diff [95% CI]": [_ci(r.diff_mean, r.diff_low, r.diff_high, sign=True)
+            "mean diff [95% CI]": [format_interval(r.diff_mean, r.diff_low, r.diff_high, sign=True)
                                    for r in comparison.itertuples()],
             "W/T/L": [f"{r.wins}/{r.ties}/{r.losses}" for r in comparison.itertuples()],
             "t_test_p": comparison["t_test_p"].map(lambda p: cell(p, 4)),

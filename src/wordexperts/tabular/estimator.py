@@ -17,79 +17,33 @@ fitted by
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from wordexperts.core.attention import AttentionConfig, Method
-from wordexperts.core.experts import to_experts
-from wordexperts.tabular import encoding, explain, persistence
-from wordexperts.tabular.calibration import (
-    CROSS_FIT_FOLDS,
-    calibrated,
-    fit_temperature,
-    stratified_folds,
-)
-from wordexperts.tabular.encoding import Soft, TableEncoder
-from wordexperts.tabular.solver import (
-    AUTO_OBJECTIVE_ROWS,
-    cross_fitted_log_proba,
-    fit_table,
-    holds_out,
-    input_embeddings,
-    objectives_to_try,
-    position_log_proba,
-    prediction_rows,
-)
+from wordexperts.core.attention import Method
+from wordexperts.tabular import encoding, explain, imputation, persistence
+from wordexperts.tabular.calibration import calibrated
+from wordexperts.tabular.classifier import PRESET_PARAMS, PRESETS, as_generator, fit_classifier
+from wordexperts.tabular.encoding import Soft
+from wordexperts.tabular.solver import input_embeddings, position_log_proba
 
-__all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "WordExpertsClassifier",
-           "auto_dropout"]
+__all__ = ["PRESETS", "WordExpertsClassifier"]
 
 #: Parameters that do not change what a fit learns: left out of ``settings_``.
 _NOT_SETTINGS = ("random_state", "verbose")
+#: Integer parameters, stored as plain ints in ``settings_`` (JSON).
+_INTEGERS = ("n_bins", "d_model", "n_heads", "d_ff", "epochs", "max_steps", "min_steps",
+             "max_positions", "batch_size", "patience")
 
-#: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
-#: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
-#: vocabulary, no step budget, no early stopping, numeric values as their bins' words, the
-#: MLM objective, no calibration). ``"fast"``: rows, all masked positions of a row from one
-#: pass, dropout by rows per category, a larger learning rate decayed linearly, at most 120
-#: epochs and 2000 steps but at least 400, numeric values read between two bins' words or
-#: linearly (chosen on cross-fitted predictions), the objective chosen on held-out rows for
-#: tables of more than 10,000 rows, a temperature; measured faster, at least as accurate and
-#: better calibrated out of distribution (docs/tabular-estimator.md, docs/real-shift.md).
-PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"method": "single_pass", "epochs": 120, "max_steps": 2000, "min_steps": 400,
-             "batch_size": 128, "lr": 7e-3, "lr_schedule": "linear", "dropout": "auto",
-             "vocabulary": "auto", "early_stopping": False, "numeric": "auto",
-             "objective": "auto", "max_positions": 32, "missing": "mask",
-             "context_corruption": 0.0, "calibration": "temperature"},
-    "paper": {"method": "copies", "epochs": 200, "max_steps": None, "min_steps": None,
-              "batch_size": 128, "lr": 1e-3, "lr_schedule": "constant", "dropout": 0.1,
-              "vocabulary": "shared", "early_stopping": False, "numeric": "bin",
-              "objective": "mlm", "max_positions": None, "missing": "mask",
-              "context_corruption": 0.0, "calibration": None},
-}
-#: ``dropout="auto"`` (the fast preset's): this dropout on tables with fewer than
-#: ``AUTO_DROPOUT_ROWS`` training rows per category, none on larger ones. Chosen on the
-#: development tables of ``reproduce real-shift`` and the paper's data (docs/real-shift.md):
-#: dropout 0.1 steadied the small tables (oj: seed sd 0.155 -> 0.012) but cost 0.04 on the
-#: paper's 5_0.9_0 simulation, which has 33 rows per category; the development tables that
-#: gained have 5-18.
-AUTO_DROPOUT = 0.1
-AUTO_DROPOUT_ROWS = 20
-_PRESET_PARAMS = ("method", "epochs", "max_steps", "min_steps", "batch_size", "lr",
-                  "lr_schedule", "dropout", "vocabulary", "early_stopping", "numeric",
-                  "objective", "max_positions", "missing", "context_corruption",
-                  "calibration")
-#: Readings of numeric columns that ``numeric="auto"`` chooses between.
-_AUTO_READINGS = ("interpolate", "linear")
 
 
 class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
@@ -159,8 +113,9 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         broke the paper's simulation (docs/missing.md).
     d_model, n_heads, d_ff : model shape (the paper's: 20, 5, 5).
     dropout : dropout on the attention and feed-forward outputs in training (as the paper's
-        block); ``"auto"``: :data:`AUTO_DROPOUT` on tables with fewer than
-        :data:`AUTO_DROPOUT_ROWS` training rows per category, else 0 (:func:`auto_dropout`);
+        block); ``"auto"``: :data:`~wordexperts.tabular.classifier.AUTO_DROPOUT` on tables
+        with fewer than :data:`~wordexperts.tabular.classifier.AUTO_DROPOUT_ROWS` training rows
+        per category, else 0 (:func:`~wordexperts.tabular.classifier.auto_dropout`);
         ``None``: the preset's (fast: auto; paper: 0.1).
     epochs, max_steps : training length: at most ``epochs`` passes over the training rows
         (or copies) and at most ``max_steps`` optimizer steps, whichever ends first;
@@ -303,6 +258,36 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints: dict = {
+        "preset": [StrOptions(set(PRESETS))],
+        "objective": [StrOptions({"auto", "mlm", "target"}), None],
+        "method": [StrOptions({"single_pass", "copies"}), None],
+        "vocabulary": [StrOptions({"auto", "shared", "per_column"}), None],
+        "numeric": [StrOptions({"auto", "interpolate", "linear", "bin", "error"}), None],
+        "n_bins": [Interval(Integral, 2, None, closed="left")],
+        "handle_unknown": [StrOptions({"mask", "error"})],
+        "d_model": [Interval(Integral, 1, None, closed="left")],
+        "n_heads": [Interval(Integral, 1, None, closed="left")],
+        "d_ff": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"}), None],
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "min_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "max_positions": [Interval(Integral, 2, None, closed="left"), None],
+        "missing": [StrOptions({"absent", "mask"}), None],
+        "context_corruption": [Interval(Real, 0, 1, closed="left"), None],
+        "calibration": [StrOptions({"temperature", "none"}), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "lr_schedule": [StrOptions({"constant", "linear"}), None],
+        "early_stopping": [StrOptions({"auto"}), "boolean", None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, None],
+        "random_state": ["random_state", np.random.Generator],
+        "verbose": ["verbose"],
+    }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.categorical = True
@@ -320,61 +305,30 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
         params = self.get_params()
-        for name in _PRESET_PARAMS:
+        for name in PRESET_PARAMS:
             if params[name] is None:
                 params[name] = PRESETS[self.preset][name]
         return params
 
     def _settings(self) -> dict[str, Any]:
-        """:meth:`effective_params`, checked."""
+        """:meth:`effective_params`, checked (:attr:`_parameter_constraints`, then what one
+        parameter cannot say alone) and resolved."""
+        self._validate_params()
         s = self.effective_params()
-        choices = {"objective": ("auto", "mlm", "target"), "method": ("single_pass", "copies"),
-                   "vocabulary": ("auto", "shared", "per_column"),
-                   "numeric": ("auto", "interpolate", "linear", "bin", "error"),
-                   "missing": ("absent", "mask"), "calibration": ("temperature", "none", None),
-                   "handle_unknown": ("mask", "error"), "lr_schedule": ("constant", "linear"),
-                   "early_stopping": ("auto", True, False)}
-        for name, allowed in choices.items():
-            if not any(s[name] is a or (isinstance(a, str) and s[name] == a) for a in allowed):
-                raise ValueError(f"{name} must be one of {allowed}, got {s[name]!r}")
         if s["calibration"] == "none":
             s["calibration"] = None
         if self.min_steps is None and self.epochs is not None:
             s["min_steps"] = None           # epochs given: as many as asked
         if None not in (s["min_steps"], s["max_steps"]):
             s["min_steps"] = min(s["min_steps"], s["max_steps"])
-        for name in ("n_bins", "d_model", "n_heads", "d_ff", "epochs", "max_steps",
-                     "min_steps", "max_positions", "batch_size", "patience"):
-            if name in ("epochs", "max_steps", "min_steps", "max_positions") and s[name] is None:
-                continue
-            low = 2 if name in ("n_bins", "max_positions") else 1
-            if (not isinstance(s[name], numbers.Integral) or isinstance(s[name], bool)
-                    or s[name] < low):
-                raise ValueError(f"{name} must be an integer >= {low}, got {s[name]!r}")
-            s[name] = int(s[name])
+        for name in _INTEGERS:              # plain ints (numpy ints pass the constraints)
+            s[name] = None if s[name] is None else int(s[name])
+        s["context_corruption"] = float(s["context_corruption"])
         if s["epochs"] is None and s["max_steps"] is None:
             raise ValueError("give epochs or max_steps (or both): training needs a budget")
-        if s["dropout"] != "auto" and not (isinstance(s["dropout"], numbers.Real)
-                                           and 0 <= s["dropout"] < 1):
-            raise ValueError(f"dropout must be 'auto' or in [0, 1), got {s['dropout']!r}")
-        if not (isinstance(s["context_corruption"], numbers.Real)
-                and not isinstance(s["context_corruption"], bool)
-                and 0 <= s["context_corruption"] < 1):
-            raise ValueError(f"context_corruption must be in [0, 1), got "
-                             f"{s['context_corruption']!r}")
-        s["context_corruption"] = float(s["context_corruption"])
-        if not (isinstance(s["lr"], numbers.Real) and s["lr"] > 0):
-            raise ValueError(f"lr must be a positive number, got {s['lr']!r}")
-        if not (isinstance(s["validation_fraction"], numbers.Real)
-                and 0 < s["validation_fraction"] < 1):
-            raise ValueError(f"validation_fraction must be in (0, 1), got "
-                             f"{s['validation_fraction']!r}")
         if s["d_model"] % s["n_heads"]:
             raise ValueError(f"d_model ({s['d_model']}) must be divisible by "
                              f"n_heads ({s['n_heads']})")
-        if s["device"] is not None and not isinstance(s["device"], str):
-            raise ValueError(f"device must be None (NumPy) or a torch device name such as "
-                             f"'cpu' or 'cuda', got {s['device']!r}")
         return s
 
     # ----------------------------------------------------------------- fit
@@ -398,45 +352,14 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y has one class ({classes[0]!r}): a classifier needs "
                              "at least two classes")
         self.classes_ = classes
-        rng = _generator(self.random_state)
-        folds_rng = rng.spawn(1)[0]     # the cross-fitting's: the kept fit draws as without it
-        objectives = objectives_to_try(s["objective"], len(y))
-        small = not holds_out(len(y), s, objectives)
-        readings = (s["numeric"],)
-        if s["numeric"] == "auto":
-            readings = ("interpolate",)
-            if small and len(y) <= AUTO_OBJECTIVE_ROWS:
-                readings = _AUTO_READINGS
-        tables = {r: _encode(X, y_codes, classes, s, numeric=r) for r in readings}
-        if len(readings) > 1 and not _reads_differently(tables["interpolate"].encoder):
-            readings, tables = ("interpolate",), {"interpolate": tables["interpolate"]}
-        losses: dict[str, float] = {}
-        held: dict[str, np.ndarray] = {}
-        if small and (s["calibration"] == "temperature" or len(readings) > 1):
-            folds = stratified_folds(y_codes, CROSS_FIT_FOLDS, folds_rng)
-            for reading, table in tables.items():
-                held[reading] = cross_fitted_log_proba(
-                    table.ids, table.codes, table.weight, folds=folds,
-                    words=table.encoder.words, config=table.config, settings=s, rng=folds_rng,
-                    soft=table.soft, objectives=objectives)
-                losses[reading] = float(-held[reading][np.arange(len(y)), y_codes].mean())
-        reading = min(readings, key=lambda r: losses.get(r, 0.0))
-        table = tables[reading]
-        self.encoder_ = table.encoder
-        s |= {"numeric": reading, "dropout": table.config.dropout,
-              "vocabulary": table.encoder.vocabulary}
-        self.settings_ = {k: v for k, v in s.items() if k not in _NOT_SETTINGS}
-        fit = fit_table(
-            table.ids, table.codes, table.weight, words=self.words_, config=table.config,
-            settings=s, rng=rng, progress=self.verbose, soft=table.soft, objectives=objectives)
+        fitted = fit_classifier(X, y_codes, classes, s, rng=as_generator(self.random_state),
+                                progress=self.verbose)
+        self.encoder_, self.temperature_ = fitted.encoder, fitted.temperature
+        self.cross_fit_losses_ = fitted.cross_fit_losses
+        self.settings_ = {k: v for k, v in fitted.settings.items() if k not in _NOT_SETTINGS}
+        fit = fitted.fit
         self.model_, self.history_, self.n_restarts_ = fit.model, fit.history, fit.n_restarts
         self.objective_, self.objective_losses_ = fit.objective, fit.validation_loss
-        self.cross_fit_losses_ = losses
-        self.temperature_ = 1.0
-        if s["calibration"] == "temperature":
-            log_p, target = fit.held_out if fit.held_out is not None else (held[reading],
-                                                                           y_codes)
-            self.temperature_ = fit_temperature(log_p, target)
         return self
 
     # ----------------------------------------------------------------- predict
@@ -446,8 +369,11 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=False, skip_check_array=True)
         return X
 
-    def _inputs(self, X: Any) -> tuple[np.ndarray, Soft | None]:
-        """Word ids (n, L) of a checked ``X`` and its cells between two words (or None)."""
+    def model_inputs(self, X: Any) -> tuple[np.ndarray, Soft | None]:
+        """What the model reads for the rows of ``X`` (checked as by :meth:`predict`): word
+        ids (n, n_features + 1), the target slot masked, and the cells read between two words
+        (``None`` without numeric columns read so)."""
+        X = self._check_X(X)                    # first: unfitted is NotFittedError
         return self.encoder_.inputs(X)
 
     # read-only views of the fitted encoder
@@ -474,7 +400,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         plus its position's. Feed the result to the methods of ``to_experts(model_)``
         (``gates``, ``expert_values``, ``masked_log_probs``) to look inside a prediction.
         """
-        ids, soft = self._inputs(self._check_X(X))
+        ids, soft = self.model_inputs(X)
         with torch.no_grad():
             return input_embeddings(self.model_, ids, soft)
 
@@ -492,7 +418,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """log p(y = each of ``classes_`` | the row's features), from the masked target, the
         logits divided by ``temperature_``."""
-        ids, soft = self._inputs(self._check_X(X))
+        ids, soft = self.model_inputs(X)
         log_p = position_log_proba(self.model_, ids, self.words_[-1], len(self.columns_), soft)
         if self.temperature_ == 1.0:
             return log_p
@@ -520,39 +446,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         predicted class; without it the target is read as missing. Returns a DataFrame with
         ``X``'s columns and index.
         """
-        name = getattr(self, "target_name_", None)
-        has_target = isinstance(X, pd.DataFrame) and name is not None and name in X.columns
-        features = self._check_X(X.drop(columns=name) if has_target else X)
-        ids, soft = self._inputs(features)
-        frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(
-            features, columns=[c.name for c in self.columns_])
-        def fill(column: encoding.Column) -> Any:
-            if column.binned:                   # the expected value over the bins
-                return lambda log_p: np.exp(log_p) @ column.bin_values
-            return lambda log_p: column.values(log_p.argmax(1))
-
-        slots: list[tuple[Any, np.ndarray, Any]] = [
-            (c.name, np.asarray(pd.isna(encoding.column_values(features, j)), dtype=bool),
-             fill(c)) for j, c in enumerate(self.columns_)]
-        if has_target:
-            observed = frame[name].notna().to_numpy()
-            codes = pd.Index(self.classes_).get_indexer(pd.Index(frame[name][observed],
-                                                                 dtype=object))
-            if (codes < 0).any():
-                unseen = pd.unique(frame[name][observed][codes < 0].astype(object))
-                raise ValueError(f"target column {name!r} holds classes not seen in fit: "
-                                 f"{list(unseen[:5])}")
-            ids[observed, -1] = self.words_[-1][codes]
-            slots.append((name, ~observed, lambda log_p: self.classes_[log_p.argmax(1)]))
-        for j, (column, missing, values_of) in enumerate(slots):
-            if not missing.any():
-                continue
-            log_p = position_log_proba(self.model_, ids[missing], self.words_[j], j,
-                                       None if soft is None else soft.rows(missing))
-            values = frame[column].to_numpy(dtype=object, copy=True)
-            values[missing] = values_of(log_p)
-            frame[column] = pd.Series(values, index=frame.index).infer_objects()
-        return frame
+        return imputation.impute(self, X)
 
     def gates(self, X: Any) -> np.ndarray:
         """How much each column (expert) weighs in the target prediction, per head.
@@ -562,16 +456,7 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         target's own (masked) position. Each row sums to one over the last axis; with
         ``missing="absent"`` a missing cell's gate is 0.
         """
-        ids, soft = self._inputs(self._check_X(X))
-        experts = to_experts(self.model_)
-        absent = self.model_.config.absent(torch.from_numpy(ids.astype(np.int64)))
-        with torch.no_grad():
-            inputs = input_embeddings(self.model_, ids, soft)
-        chunk = prediction_rows(self.model_.config)     # all the gates at once: n H L L
-        return np.concatenate([
-            experts.gates(inputs[start:start + chunk], absent=None if absent is None
-                          else absent[start:start + chunk])[:, :, -1, :].numpy()
-            for start in range(0, max(len(inputs), 1), chunk)])
+        return explain.target_gates(self, X)
 
     # ----------------------------------------------------------------- explain
     def explain(self, X: Any, *, by_head: bool = False) -> pd.DataFrame:
@@ -603,70 +488,3 @@ class WordExpertsClassifier(ClassifierMixin, BaseEstimator):
         bit-identically. A damaged or inconsistent folder raises ``ValueError`` naming the
         file and the field."""
         return persistence.load(cls, path)
-
-
-class _Encoded(NamedTuple):
-    """A training table read one way: its encoder, word ids, each cell's class index, which
-    cells are observed, the cells between two words, and the model's config."""
-
-    encoder: TableEncoder
-    ids: np.ndarray
-    codes: np.ndarray
-    weight: np.ndarray
-    soft: Soft | None
-    config: AttentionConfig
-
-
-def _encode(X: Any, y_codes: np.ndarray, classes: np.ndarray, s: dict[str, Any], *,
-            numeric: str) -> _Encoded:
-    """Read the training table with ``numeric``; the model's config for that reading (its
-    vocabulary, and ``dropout="auto"`` resolved on its categories)."""
-    encoder = TableEncoder.fit(X, classes, numeric=numeric, n_bins=s["n_bins"],
-                               vocabulary=s["vocabulary"], handle_unknown=s["handle_unknown"])
-    features = encoder.codes(X)
-    codes = np.empty((len(y_codes), features.shape[1] + 1), dtype=encoding.smallest_int(
-        max(len(w) for w in encoder.words)))
-    codes[:, :-1] = features
-    codes[:, -1] = y_codes
-    del features
-    dropout = s["dropout"]
-    if dropout == "auto":
-        dropout = auto_dropout(len(y_codes), sum(len(w) for w in encoder.words))
-    config = AttentionConfig(
-        vocab_size=encoder.n_words, seq_len=codes.shape[1], d_model=s["d_model"],
-        n_heads=s["n_heads"], block="bert", d_ff=s["d_ff"], dropout=dropout,
-        ln_eps=1e-6, absent_experts=s["missing"] == "absent",
-    )  # ln_eps: the paper's Keras LayerNormalization
-    ids = encoder.ids(codes)
-    weight = codes >= 0                             # observed cells
-    np.maximum(codes, 0, out=codes)                 # class index of each cell
-    ids, soft = encoder.soft(X, ids)
-    return _Encoded(encoder, ids, codes, weight, soft, config)
-
-
-def _reads_differently(encoder: TableEncoder) -> bool:
-    """Whether ``numeric="linear"`` reads some column of ``encoder`` (interpolating) another
-    way: a numeric column cut into quantile bins."""
-    return any(c.binned for c in encoder.columns)
-
-
-def auto_dropout(n_rows: int, n_categories: int) -> float:
-    """``dropout="auto"``: :data:`AUTO_DROPOUT` when the table has fewer than
-    :data:`AUTO_DROPOUT_ROWS` training rows per category (summed over the columns and the
-    target: each category is a word with its own embeddings), else 0.
-
-    >>> auto_dropout(571, 103), auto_dropout(2000, 60)
-    (0.1, 0.0)
-    """
-    return AUTO_DROPOUT if n_rows < AUTO_DROPOUT_ROWS * n_categories else 0.0
-
-
-def _generator(random_state: Any) -> np.random.Generator:
-    """A NumPy Generator from an int, None, a Generator or a legacy RandomState."""
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31))
-    try:
-        return np.random.default_rng(random_state)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"random_state must be an int, None or a NumPy generator, got "
-                         f"{random_state!r}") from exc

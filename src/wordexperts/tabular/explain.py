@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 from wordexperts.core.experts import ContinuousWordExperts, to_experts
-from wordexperts.tabular.solver import input_embeddings
+from wordexperts.tabular.solver import input_embeddings, prediction_rows
 
 #: Name of the target's own (masked) slot among the experts, and of the bias term.
 TARGET_SLOT = "(target slot)"
@@ -120,7 +120,7 @@ def contribution_chunks(clf: Any, X: Any, *, rows: int | None = None
     """:class:`MixtureContributions` of the rows of ``X``, ``rows`` at a time (default
     :func:`chunk_rows`): the explanations of a large table in bounded memory."""
     model, engine = _engine(clf)
-    ids, soft = clf._inputs(clf._check_X(X))
+    ids, soft = clf.model_inputs(X)
     rows = rows or chunk_rows(engine.config, len(clf.classes_))
     for start in range(0, len(ids), rows):
         part = slice(start, start + rows)
@@ -304,3 +304,17 @@ def gate_shift(clf: Any, X_a: Any, X_b: Any, *, groups: tuple[str, str] = ("trai
                          index=index)
     frame["shift"] = frame[f"gate_{groups[1]}"] - frame[f"gate_{groups[0]}"]
     return frame
+
+def target_gates(clf: Any, X: Any) -> np.ndarray:
+    """The target's gates over the positions, per head: (n, H, n_features + 1) (see
+    :meth:`~wordexperts.tabular.estimator.WordExpertsClassifier.gates`)."""
+    ids, soft = clf.model_inputs(X)
+    experts = to_experts(clf.model_)
+    absent = clf.model_.config.absent(torch.from_numpy(ids.astype(np.int64)))
+    with torch.no_grad():
+        inputs = input_embeddings(clf.model_, ids, soft)
+    chunk = prediction_rows(clf.model_.config)     # all the gates at once: n H L L
+    return np.concatenate([
+        experts.gates(inputs[start:start + chunk], absent=None if absent is None
+                      else absent[start:start + chunk])[:, :, -1, :].numpy()
+        for start in range(0, max(len(inputs), 1), chunk)])

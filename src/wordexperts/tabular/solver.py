@@ -2,7 +2,7 @@
 
 :func:`fit_table` trains a one-block :class:`~wordexperts.core.attention.BidirectionalAttention`
 on an encoded table (word ids, class indices, cell weights: :mod:`wordexperts.tabular.encoding`)
-with :func:`~wordexperts.tabular.one_block.fit_one_block`: the paper's initialization, an
+with :func:`~wordexperts.tabular.trainer.fit_one_block`: the paper's initialization, an
 optional held-out slice of the rows for early stopping and for choosing the objective
 (:func:`objectives_to_try`), a floor on the training length (``min_steps``), and restarts of
 collapsed fits. :func:`cross_fitted_log_proba` predicts each row's target from a model fitted
@@ -14,8 +14,8 @@ row chunks, without the full-vocabulary logits.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,12 @@ from wordexperts.core.attention import AttentionConfig, BidirectionalAttention
 from wordexperts.core.experts import to_experts
 from wordexperts.core.loop import History, planned_steps
 from wordexperts.tabular.encoding import Soft
-from wordexperts.tabular.one_block import OutputClasses, fit_one_block, paper_init
+from wordexperts.tabular.positions import OutputClasses
+from wordexperts.tabular.trainer import Validation, fit_one_block, paper_init
 
-__all__ = ["AUTO_EARLY_STOPPING_ROWS", "AUTO_OBJECTIVE_ROWS", "MAX_VALIDATION_ROWS", "TableFit",
-           "cross_fitted_log_proba", "fit_table", "holds_out", "objectives_to_try",
-           "position_log_proba", "prediction_rows", "step_budget"]
+__all__ = ["AUTO_EARLY_STOPPING_ROWS", "AUTO_OBJECTIVE_ROWS", "MAX_VALIDATION_ROWS",
+           "FitSettings", "TableFit", "cross_fitted_log_proba", "fit_table", "holds_out",
+           "objectives_to_try", "position_log_proba", "prediction_rows", "step_budget"]
 
 #: ``early_stopping="auto"`` holds out a validation slice when the table has more rows.
 AUTO_EARLY_STOPPING_ROWS = 10_000
@@ -71,36 +72,42 @@ def validation_rows(n_rows: int, *, early_stopping: bool | str, fraction: float)
     return n_val
 
 
-def holds_out(n_rows: int, settings: dict[str, Any], objectives: Sequence[str]) -> bool:
+def holds_out(n_rows: int, settings: FitSettings, objectives: Sequence[str]) -> bool:
     """Whether :func:`fit_table` holds out rows (early stopping, or several objectives).
 
-    >>> s = {"early_stopping": "auto", "validation_fraction": 0.1}
+    >>> s = FitSettings(method="single_pass", epochs=120, max_steps=2000, min_steps=None,
+    ...                 batch_size=128, lr=7e-3, lr_schedule="linear", early_stopping="auto",
+    ...                 validation_fraction=0.1, patience=5, device=None, max_positions=32,
+    ...                 context_corruption=0.0)
     >>> holds_out(2_000, s, ("mlm",)), holds_out(20_000, s, ("mlm", "target"))
     (False, True)
     """
-    early = validation_rows(n_rows, early_stopping=settings["early_stopping"],
-                            fraction=settings["validation_fraction"]) > 0
+    early = validation_rows(n_rows, early_stopping=settings.early_stopping,
+                            fraction=settings.validation_fraction) > 0
     return early or len(objectives) > 1
 
 
-def step_budget(n_items: int, settings: dict[str, Any]) -> tuple[int | None, int | None]:
+def step_budget(n_items: int, settings: FitSettings) -> tuple[int | None, int | None]:
     """``(epochs, max_steps)`` of a fit over ``n_items`` rows (or copies): the settings',
     raised to ``min_steps`` optimizer steps where they plan fewer (a table of 80 rows is one
     step an epoch: 120 epochs would be 120 steps, too few to learn a contrast between two
     measurements).
 
-    >>> s = {"epochs": 120, "max_steps": 2000, "batch_size": 128, "min_steps": 400}
+    >>> s = FitSettings(method="single_pass", epochs=120, max_steps=2000, min_steps=400,
+    ...                 batch_size=128, lr=7e-3, lr_schedule="linear", early_stopping=False,
+    ...                 validation_fraction=0.1, patience=5, device=None, max_positions=32,
+    ...                 context_corruption=0.0)
     >>> step_budget(80, s), step_budget(1000, s)
     ((400, 400), (120, 2000))
     """
-    epochs, max_steps, floor = settings["epochs"], settings["max_steps"], settings["min_steps"]
+    epochs, max_steps, floor = settings.epochs, settings.max_steps, settings.min_steps
     if floor is None:
         return epochs, max_steps
-    planned = planned_steps(n_items=n_items, batch_size=settings["batch_size"], epochs=epochs,
+    planned = planned_steps(n_items=n_items, batch_size=settings.batch_size, epochs=epochs,
                             max_steps=max_steps)
     if planned >= floor:
         return epochs, max_steps
-    per_epoch = -(-n_items // settings["batch_size"])
+    per_epoch = -(-n_items // settings.batch_size)
     return -(-floor // per_epoch), floor
 
 
@@ -114,6 +121,36 @@ def objectives_to_try(objective: str, n_rows: int) -> tuple[str, ...]:
     if objective == "auto":
         return ("mlm", "target") if n_rows > AUTO_OBJECTIVE_ROWS else ("mlm",)
     return (objective,)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How :func:`fit_table` trains (the estimator's resolved settings of the same names):
+    ``method`` ("single_pass" or "copies"); the budget ``epochs``, ``max_steps`` and the floor
+    ``min_steps`` (:func:`step_budget`); ``batch_size``; Adam's ``lr`` and ``lr_schedule``
+    ("constant" or "linear"); ``early_stopping`` ("auto", True or False),
+    ``validation_fraction`` and ``patience``; ``device`` (``None``: the NumPy trainer);
+    ``max_positions`` (:class:`~wordexperts.tabular.positions.PositionSample`);
+    ``context_corruption``."""
+
+    method: str
+    epochs: int | None
+    max_steps: int | None
+    min_steps: int | None
+    batch_size: int
+    lr: float
+    lr_schedule: str
+    early_stopping: bool | str
+    validation_fraction: float
+    patience: int
+    device: str | None
+    max_positions: int | None
+    context_corruption: float
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> FitSettings:
+        """The fields of ``settings`` (a mapping with at least these keys)."""
+        return cls(**{f.name: settings[f.name] for f in fields(cls)})
 
 
 @dataclass
@@ -132,7 +169,7 @@ class TableFit:
 
 
 def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
-              words: list[np.ndarray], config: AttentionConfig, settings: dict[str, Any],
+              words: list[np.ndarray], config: AttentionConfig, settings: FitSettings,
               rng: np.random.Generator, progress: bool = False, soft: Soft | None = None,
               objectives: Sequence[str] = ("mlm",)) -> TableFit:
     """Fit the tabular model.
@@ -140,10 +177,7 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     ``ids`` (n, L): word ids, the target last; ``target`` (n, L): each cell's class index
     into its position's ``words``; ``weight`` (n, L): which cells are observed (the MLM's
     prediction targets; ``"target"`` in ``objectives`` keeps only the last position's).
-    ``settings``: the estimator's (``method``, ``epochs``, ``max_steps``, ``batch_size``,
-    ``lr``, ``lr_schedule``, ``early_stopping``, ``validation_fraction``, ``patience``,
-    ``device``, ``max_positions``, ``context_corruption``, ``min_steps``: see
-    :func:`step_budget`). With early stopping, or with more
+    ``settings``: how to train (:class:`FitSettings`). With early stopping, or with more
     than one objective, a random slice of the rows (:func:`validation_rows`) is held out and
     scored on the target's log loss: early stopping keeps the weights of the best check; of
     several objectives (each fitted on the same rows, one after the other, the target-only one
@@ -154,8 +188,8 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
     if not objectives or any(o not in ("mlm", "target") for o in objectives):
         raise ValueError(f"objectives must be 'mlm' and/or 'target', got {objectives!r}")
     classes = OutputClasses(words, vocab_size=config.vocab_size)
-    fraction = s["validation_fraction"]
-    early = validation_rows(len(ids), early_stopping=s["early_stopping"], fraction=fraction) > 0
+    fraction = s.validation_fraction
+    early = validation_rows(len(ids), early_stopping=s.early_stopping, fraction=fraction) > 0
     n_val = validation_rows(len(ids), early_stopping=early or len(objectives) > 1,
                             fraction=fraction)
     validation = None
@@ -164,10 +198,10 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         held, kept = np.sort(order[:n_val]), np.sort(order[n_val:])
         val_weight = np.zeros(weight[held].shape, dtype=bool)
         val_weight[:, -1] = weight[held, -1] > 0        # the target's log loss
-        validation = (ids[held], target[held], val_weight)
+        validation = Validation(ids[held], target[held], val_weight,
+                                None if soft is None else soft.rows(held))
         ids, target, weight = ids[kept], target[kept], weight[kept]
         if soft is not None:
-            validation += (soft.rows(held),)
             soft = soft.rows(kept)
     fits = []
     for objective in objectives:
@@ -183,7 +217,7 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
                               rng=rng, progress=progress, soft=soft, validation=validation,
                               early_stopping=early or (objective == "target"
                                                        and len(objectives) > 1),
-                              desc=f"fit ({s['method']}, {objective})" if len(objectives) > 1
+                              desc=f"fit ({s.method}, {objective})" if len(objectives) > 1
                               else None)
         fits.append(TableFit(*fit, objective=objective))
     if validation is None:
@@ -199,21 +233,21 @@ def fit_table(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
 
 
 def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
-                    classes: OutputClasses, config: AttentionConfig, settings: dict[str, Any],
+                    classes: OutputClasses, config: AttentionConfig, settings: FitSettings,
                     rng: np.random.Generator, progress: bool, soft: Soft | None,
-                    validation: tuple | None, early_stopping: bool, desc: str | None
+                    validation: Validation | None, early_stopping: bool, desc: str | None
                     ) -> tuple[BidirectionalAttention, History, int]:
     """One objective's fit, restarted if collapsed: ``(model, history, n_restarts)``."""
     s = settings
-    n_items = len(ids) if s["method"] == "single_pass" else int((weight > 0).sum())
+    n_items = len(ids) if s.method == "single_pass" else int((weight > 0).sum())
     epochs, max_steps = step_budget(n_items, s)
     patience = eval_every = None
     if early_stopping:
-        total = planned_steps(n_items=n_items, batch_size=s["batch_size"],
+        total = planned_steps(n_items=n_items, batch_size=s.batch_size,
                               epochs=epochs, max_steps=max_steps)
-        per_epoch = -(-n_items // s["batch_size"])
+        per_epoch = -(-n_items // s.batch_size)
         eval_every = max(1, min(per_epoch, math.ceil(total / CHECKS)))
-        patience = s["patience"]
+        patience = s.patience
     masked = ids[:_COLLAPSE_ROWS].astype(np.int64)
     masked[:, -1] = config.mask_id
     n_restarts = 0
@@ -221,14 +255,14 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         model = BidirectionalAttention(config)
         paper_init(model, rng)
         history = fit_one_block(
-            model, ids, target=target, weight=weight, classes=classes, method=s["method"],
-            epochs=epochs, max_steps=max_steps, batch_size=s["batch_size"],
-            lr=s["lr"], lr_schedule=s["lr_schedule"],
+            model, ids, target=target, weight=weight, classes=classes, method=s.method,
+            epochs=epochs, max_steps=max_steps, batch_size=s.batch_size,
+            lr=s.lr, lr_schedule=s.lr_schedule,
             validation=validation if early_stopping else None,
-            patience=patience, eval_every=eval_every, rng=rng, device=s["device"],
-            progress=progress, desc=desc, soft=soft, max_positions=s["max_positions"],
+            patience=patience, eval_every=eval_every, rng=rng, device=s.device,
+            progress=progress, desc=desc, soft=soft, max_positions=s.max_positions,
             always_predict=(config.seq_len - 1,),                       # the target
-            corruption=s["context_corruption"],
+            corruption=s.context_corruption,
         )
         # A target whose gates sit on its own masked slot in every head ignores every
         # feature: a degenerate solution some initializations fall into. Restart.
@@ -238,12 +272,11 @@ def _fit_restarting(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
         n_restarts += 1
 
 
-def _target_log_proba(model: BidirectionalAttention, validation: tuple, words: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _target_log_proba(model: BidirectionalAttention, validation: Validation,
+                      words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The target's log probabilities (n, K) on the held-out rows that have one (the target
     read as the mask), and its classes there."""
-    ids, target, weight = validation[:3]
-    soft = validation[3] if len(validation) > 3 else None
+    ids, target, weight, soft = validation
     rows = weight[:, -1] > 0
     ids = ids[rows].copy()
     ids[:, -1] = model.config.mask_id
@@ -254,7 +287,7 @@ def _target_log_proba(model: BidirectionalAttention, validation: tuple, words: n
 
 def cross_fitted_log_proba(ids: np.ndarray, target: np.ndarray, weight: np.ndarray, *,
                            folds: Sequence[np.ndarray], words: list[np.ndarray],
-                           config: AttentionConfig, settings: dict[str, Any],
+                           config: AttentionConfig, settings: FitSettings,
                            rng: np.random.Generator, soft: Soft | None = None,
                            objectives: Sequence[str] = ("mlm",)) -> np.ndarray:
     """Each row's target log probabilities (n, K) from a model fitted (:func:`fit_table`)

@@ -8,7 +8,7 @@ positions with the same class count), and each cell weighted. Dropout at the pap
 sites only — the attention output and the feed-forward output — as the NumPy trainer; the
 core block's two other dropout sites (the gates and the feed-forward hidden layer) are off
 while this objective runs. Used by
-:func:`~wordexperts.tabular.one_block.fit_one_block` with ``device="cpu"``, ``"cuda"``, ...
+:func:`~wordexperts.tabular.trainer.fit_one_block` with ``device="cpu"``, ``"cuda"``, ...
 
 Shapes here are batch first, as in PyTorch: ``x``, ``target``, ``weight``: (B, L).
 """
@@ -23,7 +23,7 @@ import torch
 
 from wordexperts.core.attention import BidirectionalAttention
 from wordexperts.tabular.encoding import Soft
-from wordexperts.tabular.one_block import OutputClasses
+from wordexperts.tabular.positions import OutputClasses
 
 __all__ = ["TorchOneBlockMLM", "TorchTrainer"]
 
@@ -96,7 +96,7 @@ class TorchOneBlockMLM:
 
 
 class TorchTrainer:
-    """What :func:`~wordexperts.tabular.one_block.fit_one_block` steps: ``torch.optim.Adam``
+    """What :func:`~wordexperts.tabular.trainer.fit_one_block` steps: ``torch.optim.Adam``
     on :class:`TorchOneBlockMLM`, on ``device``. Dropout draws come from torch's generator,
     seeded from ``rng``: the same seed gives the same fit (on one device)."""
 
