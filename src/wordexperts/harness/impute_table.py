@@ -14,9 +14,9 @@ atomically (:mod:`wordexperts.harness.table_io`).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from wordexperts.harness.table_io import (
+    add_model_arguments,
     check_output,
     feature_columns,
     load_model,
@@ -31,17 +31,9 @@ EXAMPLE = """example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EXAMPLE
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    # optional for argparse so that the command parses without them (tests/test_cli.py);
-    # run() requires them
-    parser.add_argument("model", type=Path, nargs="?", metavar="MODEL_DIR",
-                        help="folder of a model saved by wordexperts fit (required)")
-    parser.add_argument("rows", type=Path, nargs="?", metavar="ROWS",
-                        help="table with missing cells, .csv or .parquet, with the model's "
+    add_model_arguments(parser, example=EXAMPLE,
+                        rows="table with missing cells, .csv or .parquet, with the model's "
                              "feature columns; other columns are copied as they are (required)")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
-                        help="file to write, .csv or .parquet (required)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,13 +12,13 @@ the output written atomically (:mod:`wordexperts.harness.table_io`).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from wordexperts.harness.table_io import (
+    add_model_arguments,
     check_output,
     feature_columns,
     load_model,
@@ -38,17 +38,9 @@ EXAMPLE = """example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EXAMPLE
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    # optional for argparse so that the command parses without them (tests/test_cli.py);
-    # run() requires them
-    parser.add_argument("model", type=Path, nargs="?", metavar="MODEL_DIR",
-                        help="folder of a model saved by wordexperts fit (required)")
-    parser.add_argument("rows", type=Path, nargs="?", metavar="ROWS",
-                        help="table to predict, .csv or .parquet, with the model's feature "
+    add_model_arguments(parser, example=EXAMPLE,
+                        rows="table to predict, .csv or .parquet, with the model's feature "
                              "columns; others are ignored (required)")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
-                        help="file to write, .csv or .parquet (required)")
     parser.add_argument("--proba", action="store_true",
                         help=f"also write each class's probability ({PROBA}<class>)")
     parser.add_argument("--keep", nargs="+", default=[], metavar="COLUMN",

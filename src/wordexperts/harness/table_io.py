@@ -11,6 +11,7 @@ prints as ``wordexperts: error: ...`` with exit code 2.
 
 from __future__ import annotations
 
+import argparse
 import os
 import uuid
 import warnings
@@ -131,3 +132,17 @@ def read_as_missing(clf: WordExpertsClassifier, X: pd.DataFrame) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return clf.encoder_.codes(X) < 0
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, example: str, rows: str) -> None:
+    """The arguments of the commands that read a saved model and a table: ``MODEL_DIR``,
+    ``ROWS`` (described by ``rows``) and ``--out``, with ``example`` under ``--help``. They
+    are optional for argparse, so that the command parses without them (tests/test_cli.py);
+    ``run`` requires them."""
+    parser.epilog = example
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("model", type=Path, nargs="?", metavar="MODEL_DIR",
+                        help="folder of a model saved by wordexperts fit (required)")
+    parser.add_argument("rows", type=Path, nargs="?", metavar="ROWS", help=rows)
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="file to write, .csv or .parquet (required)")
