@@ -246,7 +246,10 @@ def test_bad_settings_are_named(table, params, message):
 def test_passes_scikit_learn_estimator_checks():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        check_estimator(WordExpertsClassifier(epochs=40, random_state=0))
+        check_estimator(WordExpertsClassifier(epochs=40, random_state=0), expected_failed_checks={
+            # minibatch training: a weight scales a row's loss terms, it does not repeat the
+            # row in the batches, so a weighted fit is not the fit on repeated rows
+            "check_sample_weight_equivalence_on_dense_data": "a weight is not a repetition"})
 
 
 def test_auto_dropout_follows_the_rows_per_category():
@@ -262,3 +265,36 @@ def test_auto_dropout_follows_the_rows_per_category():
     assert WordExpertsClassifier(epochs=1, dropout=0.0).fit(*small).model_.config.dropout == 0
     with pytest.raises(ValueError, match="'dropout' parameter"):
         WordExpertsClassifier(epochs=1, dropout="high").fit(*small)
+
+
+def test_sample_weight_and_class_weight_weigh_rows():
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"a": rng.choice(list("pqrs"), n), "b": rng.choice(list("uvw"), n)})
+    y = np.where(X["a"].isin(["p", "q"]), "yes", "no")
+    noisy = y.copy()
+    flipped = rng.random(n) < 0.45                   # labels a fit should not learn from
+    noisy[flipped] = np.where(y[flipped] == "yes", "no", "yes")
+    params = {"epochs": 30, "random_state": 0}
+    plain = WordExpertsClassifier(**params).fit(X, noisy)
+    weighted = WordExpertsClassifier(**params).fit(X, noisy, sample_weight=(~flipped) * 1.0)
+    assert (weighted.predict(X) == y).mean() > (plain.predict(X) == y).mean() + 0.05
+    assert (weighted.predict(X) == y).mean() > 0.95
+    # weights of one: the same predictions as none (the unweighted path differs only in
+    # float rounding of the averages)
+    ones = WordExpertsClassifier(**params).fit(X, noisy, sample_weight=np.ones(n))
+    np.testing.assert_allclose(ones.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+    # a rare class gains recall with class_weight="balanced"
+    # "yes" only in one cell of the table, and there in 40% of the rows: unweighted, the
+    # cell's best guess is "no"; balanced, "yes" weighs about 12 times more
+    cell = np.flatnonzero(((X["a"] == "p") & (X["b"] == "u")).to_numpy())
+    rare = np.full(n, "no", dtype=object)
+    rare[rng.permutation(cell)[:round(0.4 * len(cell))]] = "yes"
+    base = WordExpertsClassifier(**params).fit(X, rare)
+    balanced = WordExpertsClassifier(**params, class_weight="balanced").fit(X, rare)
+    recall = [(m.predict(X)[rare == "yes"] == "yes").mean() for m in (base, balanced)]
+    assert recall[1] > recall[0]
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        WordExpertsClassifier(**params).fit(X, y, sample_weight=-np.ones(n))
+    with pytest.raises(ValueError, match="sample_weight"):
+        WordExpertsClassifier(**params).fit(X, y, sample_weight=np.ones(3))

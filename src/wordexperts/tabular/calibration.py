@@ -54,10 +54,11 @@ def calibrated(log_p: np.ndarray, temperature: float) -> np.ndarray:
     return log_softmax(np.asarray(log_p, dtype=np.float64) / temperature, axis=-1)
 
 
-def fit_temperature(log_p: np.ndarray, y: np.ndarray) -> float:
+def fit_temperature(log_p: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+                    ) -> float:
     """The ``T > 0`` minimising the mean log loss of ``calibrated(log_p, T)`` on labels ``y``
-    (class indices): a convex problem in ``1/T``, solved on ``log T`` by bounded Brent
-    search in ``[0.01, 100]``. Deterministic.
+    (class indices), each row weighted by ``weight`` (default: equally): a convex problem in
+    ``1/T``, solved on ``log T`` by bounded Brent search in ``[0.01, 100]``. Deterministic.
 
     >>> rng = np.random.default_rng(0)
     >>> logits = rng.normal(size=(2000, 3))
@@ -73,7 +74,8 @@ def fit_temperature(log_p: np.ndarray, y: np.ndarray) -> float:
     rows = np.arange(len(y))
 
     def loss(log_t: float) -> float:
-        return float(-log_softmax(log_p * np.exp(-log_t), axis=1)[rows, y].mean())
+        return float(-np.average(log_softmax(log_p * np.exp(-log_t), axis=1)[rows, y],
+                                 weights=weight))
 
     bound = np.log(_T_RANGE)
     best = minimize_scalar(loss, bounds=(-bound, bound), method="bounded",

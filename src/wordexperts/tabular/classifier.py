@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import _check_sample_weight
 
 from wordexperts.core.attention import AttentionConfig
 from wordexperts.tabular import encoding
@@ -34,7 +36,7 @@ from wordexperts.tabular.solver import (
 
 __all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "AUTO_READINGS", "PRESETS", "PRESET_PARAMS",
            "ClassifierFit", "Encoded", "as_generator", "auto_dropout", "encode_table",
-           "fit_classifier"]
+           "fit_classifier", "row_weights"]
 
 #: Settings a preset gives the parameters left at ``None``. ``"paper"``: the paper's recipe
 #: (L masked copies per row, 128 copies a step, Adam 1e-3, 200 epochs, dropout 0.1, one
@@ -89,9 +91,12 @@ class ClassifierFit:
 
 
 def fit_classifier(X: Any, y_codes: np.ndarray, classes: np.ndarray, settings: dict[str, Any],
-                   *, rng: np.random.Generator, progress: bool = False) -> ClassifierFit:
+                   *, rng: np.random.Generator, progress: bool = False,
+                   row_weight: np.ndarray | None = None) -> ClassifierFit:
     """Fit the classifier's model on the checked table ``X`` and the target's class indices
-    ``y_codes``, with the estimator's checked ``settings`` (see the module docs)."""
+    ``y_codes``, with the estimator's checked ``settings`` (see the module docs).
+    ``row_weight`` (n,): each row's weight in the objective (every cell of the row), in the
+    choice of reading and in the cross-fitted temperature; ``None``: equal weights."""
     s = dict(settings)
     train = FitSettings.of(s)
     folds_rng = rng.spawn(1)[0]     # the cross-fitting's: the kept fit draws as without it
@@ -101,7 +106,8 @@ def fit_classifier(X: Any, y_codes: np.ndarray, classes: np.ndarray, settings: d
     if s["numeric"] == "auto":
         readings = AUTO_READINGS if small and len(y_codes) <= AUTO_OBJECTIVE_ROWS else (
             "interpolate",)
-    tables = {r: encode_table(X, y_codes, classes, s, numeric=r) for r in readings}
+    tables = {r: encode_table(X, y_codes, classes, s, numeric=r, row_weight=row_weight)
+              for r in readings}
     if len(readings) > 1 and not any(c.binned for c in tables["interpolate"].encoder.columns):
         # no measurement column: the linear reading would read the table the same way
         readings, tables = ("interpolate",), {"interpolate": tables["interpolate"]}
@@ -114,7 +120,8 @@ def fit_classifier(X: Any, y_codes: np.ndarray, classes: np.ndarray, settings: d
                 table.ids, table.codes, table.weight, folds=folds, words=table.encoder.words,
                 config=table.config, settings=train, rng=folds_rng, soft=table.soft,
                 objectives=objectives)
-            losses[reading] = float(-held[reading][np.arange(len(y_codes)), y_codes].mean())
+            losses[reading] = float(-np.average(
+                held[reading][np.arange(len(y_codes)), y_codes], weights=row_weight))
     reading = min(readings, key=lambda r: losses.get(r, 0.0))
     table = tables[reading]
     s |= {"numeric": reading, "dropout": table.config.dropout,
@@ -124,8 +131,10 @@ def fit_classifier(X: Any, y_codes: np.ndarray, classes: np.ndarray, settings: d
                     soft=table.soft, objectives=objectives)
     temperature = 1.0
     if s["calibration"] == "temperature":
-        log_p, target = fit.held_out if fit.held_out is not None else (held[reading], y_codes)
-        temperature = fit_temperature(log_p, target)
+        if fit.held_out is not None:     # NOTE: the held-out rows' own weights are not kept
+            temperature = fit_temperature(*fit.held_out)
+        else:
+            temperature = fit_temperature(held[reading], y_codes, row_weight)
     return ClassifierFit(table.encoder, fit, temperature, losses, s)
 
 
@@ -142,7 +151,7 @@ class Encoded(NamedTuple):
 
 
 def encode_table(X: Any, y_codes: np.ndarray, classes: np.ndarray, s: dict[str, Any], *,
-            numeric: str) -> Encoded:
+                 numeric: str, row_weight: np.ndarray | None = None) -> Encoded:
     """Read the training table with ``numeric``; the model's config for that reading (its
     vocabulary, and ``dropout="auto"`` resolved on its categories)."""
     encoder = TableEncoder.fit(X, classes, numeric=numeric, n_bins=s["n_bins"],
@@ -163,6 +172,8 @@ def encode_table(X: Any, y_codes: np.ndarray, classes: np.ndarray, s: dict[str, 
     )  # ln_eps: the paper's Keras LayerNormalization
     ids = encoder.ids(codes)
     weight = codes >= 0                             # observed cells
+    if row_weight is not None:
+        weight = weight * row_weight[:, None].astype(np.float32)
     np.maximum(codes, 0, out=codes)                 # class index of each cell
     ids, soft = encoder.soft(X, ids)
     return Encoded(encoder, ids, codes, weight, soft, config)
@@ -188,3 +199,15 @@ def as_generator(random_state: Any) -> np.random.Generator:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"random_state must be an int, None or a NumPy generator, got "
                          f"{random_state!r}") from exc
+
+
+def row_weights(X: Any, y: np.ndarray, sample_weight: Any, class_weight: Any
+                ) -> np.ndarray | None:
+    """Each training row's weight: ``sample_weight`` (checked: one non-negative number a
+    row, not all zero) times its class's weight (``class_weight``: a dict, ``"balanced"``);
+    ``None`` when neither is given (every row weighs 1, and the fit takes its unweighted
+    path)."""
+    if sample_weight is None and class_weight is None:
+        return None
+    return (_check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            * compute_sample_weight(class_weight, y))
