@@ -120,7 +120,7 @@ def scores(classes: np.ndarray, proba: np.ndarray, evaluation: pd.DataFrame
     >>> ev = pd.DataFrame({"y": ["a", "b", "a"], "__split__": ["id", "ood", "ood"]})
     >>> s = scores(np.array(["a", "b"]), np.array([[.9, .1], [.2, .8], [.4, .6]]), ev)
     >>> round(s["acc_ood"], 3), round(s["logloss_id"], 3), round(s["ece_ood"], 3)
-    (0.5, 0.105, 0.3)
+    (0.5, 0.105, 0.4)
     """
     y = evaluation[TARGET].to_numpy()
     index = pd.Index(classes).get_indexer(y)
