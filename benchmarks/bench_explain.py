@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from wordexperts.bert.explain import cached_checkpoint, explain
+from wordexperts.bert.render import save_figure, save_json
 from wordexperts.core.threads import single_thread
-from wordexperts.harness.explain import save_figure, save_json
 from wordexperts.harness.provenance import environment
 
 SENTENCE = "The capital of France is [MASK]."

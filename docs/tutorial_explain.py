@@ -11,8 +11,8 @@ from pathlib import Path
 
 from wordexperts.bert.checkpoint import load_bert
 from wordexperts.bert.explain import explain
+from wordexperts.bert.render import save_figure, save_json
 from wordexperts.core.threads import single_thread
-from wordexperts.harness.explain import save_figure, save_json
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--out", type=Path, default=Path("runs") / "tutorial_explain")

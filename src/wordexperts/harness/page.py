@@ -435,7 +435,7 @@ def _page(title: str, body: str, script: str, data: dict[str, Any]) -> str:
 
 def explain_page(data: dict[str, Any]) -> str:
     """The page of a checkpoint's explanation; ``data`` is
-    :func:`wordexperts.harness.explain.to_dict` (the content of ``explain.json``)."""
+    :func:`wordexperts.bert.render.to_dict` (the content of ``explain.json``)."""
     return _page(f"wordexperts explain: {data['sentence']}", EXPLAIN_BODY, EXPLAIN_SCRIPT, data)
 
 
