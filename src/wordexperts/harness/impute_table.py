@@ -17,11 +17,9 @@ import argparse
 
 from wordexperts.harness.table_io import (
     add_model_arguments,
-    check_output,
     feature_columns,
-    load_model,
     one_line,
-    read_table,
+    read_model_and_rows,
     write_table,
 )
 
@@ -38,12 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the options and the table, impute, write ``--out``."""
-    if args.model is None or args.rows is None or args.out is None:
-        raise ValueError("impute needs MODEL_DIR, ROWS and --out: "
-                         "wordexperts impute model rows.csv --out filled.csv")
-    check_output(args.out)
-    clf = load_model(args.model)
-    frame = read_table(args.rows, "rows")
+    clf, frame = read_model_and_rows(args, command="impute",
+                                     example="wordexperts impute model rows.csv --out filled.csv")
     X = feature_columns(clf, frame, args.rows)
     target = getattr(clf, "target_name_", None)
     if target is not None and target in frame.columns:

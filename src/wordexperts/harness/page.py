@@ -267,13 +267,6 @@ function render() {
   renderInfo();
 }
 
-const started = performance.now();
-readHash();
-build();
-render();
-window.addEventListener("hashchange", () => { readHash(); render(); });
-document.body.dataset.renderMs = String(Math.round(performance.now() - started));
-document.body.dataset.ready = "1";
 """
 
 EXPLAIN_BODY = """
@@ -388,6 +381,10 @@ function render() {
   setHash({ row: state.row, sort: state.sort });
 }
 
+"""
+
+# both pages start the same way: read the view from the URL fragment, build, render, time it
+START_SCRIPT = """
 const started = performance.now();
 readHash();
 build();
@@ -418,7 +415,7 @@ def _hash(source: str) -> str:
 def _page(title: str, body: str, script: str, data: dict[str, Any]) -> str:
     """One self-contained page: ``body`` markup, the style, the data and ``script`` inline,
     under a Content-Security-Policy that allows exactly this script and style and no load."""
-    script = COMMON_SCRIPT + script
+    script = COMMON_SCRIPT + script + START_SCRIPT
     policy = (f"default-src 'none'; script-src {_hash(script)}; style-src {_hash(STYLE)}; "
               "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'")
     # the JSON cannot close its <script> element: '</' is written '<\/' (same JSON value)

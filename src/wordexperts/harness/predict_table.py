@@ -19,11 +19,9 @@ import pandas as pd
 
 from wordexperts.harness.table_io import (
     add_model_arguments,
-    check_output,
     feature_columns,
-    load_model,
     one_line,
-    read_table,
+    read_model_and_rows,
     write_table,
 )
 
@@ -61,12 +59,8 @@ def predictions(clf: WordExpertsClassifier, X: pd.DataFrame, *, proba: bool) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Check the options and the table, predict, write ``--out``."""
-    if args.model is None or args.rows is None or args.out is None:
-        raise ValueError("predict needs MODEL_DIR, ROWS and --out: "
-                         "wordexperts predict model rows.csv --out predictions.csv")
-    check_output(args.out)
-    clf = load_model(args.model)
-    frame = read_table(args.rows, "rows")
+    clf, frame = read_model_and_rows(
+        args, command="predict", example="wordexperts predict model rows.csv --out predictions.csv")
     keep = list(dict.fromkeys(args.keep))
     absent = [c for c in keep if c not in frame.columns]
     if absent:

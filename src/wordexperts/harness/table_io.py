@@ -146,3 +146,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, example: str, rows: 
     parser.add_argument("rows", type=Path, nargs="?", metavar="ROWS", help=rows)
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="file to write, .csv or .parquet (required)")
+
+
+def read_model_and_rows(args: argparse.Namespace, *, command: str, example: str
+                        ) -> tuple[WordExpertsClassifier, pd.DataFrame]:
+    """The saved model and the table of a command made by :func:`add_model_arguments`, once
+    its three arguments are given (``example``: a full command line) and ``--out`` can be
+    written."""
+    if args.model is None or args.rows is None or args.out is None:
+        raise ValueError(f"{command} needs MODEL_DIR, ROWS and --out: {example}")
+    check_output(args.out)
+    return load_model(args.model), read_table(args.rows, "rows")
