@@ -49,8 +49,6 @@ _T_RANGE = 100.0
 def calibrated(log_p: np.ndarray, temperature: float) -> np.ndarray:
     """``log softmax(log_p / T)`` over the last axis: (n, K). ``log_p`` may be logits or
     log probabilities (they differ by a constant per row)."""
-    if temperature == 1.0:
-        return log_softmax(log_p, axis=-1)
     return log_softmax(np.asarray(log_p, dtype=np.float64) / temperature, axis=-1)
 
 

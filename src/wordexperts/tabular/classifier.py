@@ -34,7 +34,7 @@ from wordexperts.tabular.solver import (
     objectives_to_try,
 )
 
-__all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "AUTO_READINGS", "PRESETS", "PRESET_PARAMS",
+__all__ = ["AUTO_DROPOUT", "AUTO_DROPOUT_ROWS", "PRESETS", "PRESET_PARAMS",
            "ClassifierFit", "Encoded", "as_generator", "auto_dropout", "encode_table",
            "fit_classifier", "row_weights"]
 
@@ -72,8 +72,6 @@ PRESET_PARAMS = ("method", "epochs", "max_steps", "min_steps", "batch_size", "lr
 #: gained have 5-18.
 AUTO_DROPOUT = 0.1
 AUTO_DROPOUT_ROWS = 20
-#: Readings of numeric columns that ``numeric="auto"`` chooses between.
-AUTO_READINGS = ("interpolate", "linear")
 
 
 @dataclass
@@ -102,15 +100,16 @@ def fit_classifier(X: Any, y_codes: np.ndarray, classes: np.ndarray, settings: d
     folds_rng = rng.spawn(1)[0]     # the cross-fitting's: the kept fit draws as without it
     objectives = objectives_to_try(s["objective"], len(y_codes))
     small = not holds_out(len(y_codes), train, objectives)
-    readings: tuple[str, ...] = (s["numeric"],)
-    if s["numeric"] == "auto":
-        readings = AUTO_READINGS if small and len(y_codes) <= AUTO_OBJECTIVE_ROWS else (
-            "interpolate",)
-    tables = {r: encode_table(X, y_codes, classes, s, numeric=r, row_weight=row_weight)
-              for r in readings}
-    if len(readings) > 1 and not any(c.binned for c in tables["interpolate"].encoder.columns):
-        # no measurement column: the linear reading would read the table the same way
-        readings, tables = ("interpolate",), {"interpolate": tables["interpolate"]}
+    first = "interpolate" if s["numeric"] == "auto" else s["numeric"]
+    tables = {first: encode_table(X, y_codes, classes, s, numeric=first,
+                                  row_weight=row_weight)}
+    # numeric="auto" also tries the linear reading on a small table with a measurement
+    # column (on a table without one it would read every cell the same way)
+    if (s["numeric"] == "auto" and small and len(y_codes) <= AUTO_OBJECTIVE_ROWS
+            and any(c.binned for c in tables[first].encoder.columns)):
+        tables["linear"] = encode_table(X, y_codes, classes, s, numeric="linear",
+                                        row_weight=row_weight)
+    readings = tuple(tables)
     losses: dict[str, float] = {}
     held: dict[str, np.ndarray] = {}
     if small and (s["calibration"] == "temperature" or len(readings) > 1):
